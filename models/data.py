@@ -1,0 +1,107 @@
+"""Training and validation data for the text model, read from ../shared/data.
+
+The sentiment pool (SemEval-2017 task 4A) overlaps TweetEval's sentiment val
+split once mentions and links are normalised: every pool tweet whose normalised
+text equals a val tweet is dropped, as are duplicates, so val stays unseen.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.inference.normalize import normalize_for_model
+
+DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+SOURCES = (
+    "TweetEval (Barbieri et al., 2020): https://github.com/cardiffnlp/tweeteval ; "
+    "SemEval-2017 Task 4A pool: https://github.com/cbaziotis/datastories-semeval2017-task4"
+)
+
+HEADS: dict[str, list[str]] = {
+    "sentiment": ["negative", "neutral", "positive"],
+    "offensive": ["not-offensive", "offensive"],
+    "hate": ["not-hate", "hate"],
+    "emotion": ["anger", "joy", "optimism", "sadness"],
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    texts: list[str]
+    labels: list[int]
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        sys.exit(
+            f"missing training data: {path} (place the shared data folder at {DATA_DIR}; "
+            f"public sources: {SOURCES})"
+        )
+    return path
+
+
+def _tweeteval(task: str, split: str) -> Split:
+    folder = DATA_DIR / "tweeteval" / task
+    texts = _require(folder / f"{split}_text.txt").read_text(encoding="utf-8").splitlines()
+    labels = _require(folder / f"{split}_labels.txt").read_text(encoding="utf-8").split()
+    if len(texts) != len(labels):
+        sys.exit(f"{folder}: {len(texts)} texts but {len(labels)} labels")
+    return Split([normalize_for_model(t) for t in texts], [int(label) for label in labels])
+
+
+def semeval_pool() -> list[tuple[int, str, str]]:
+    """(tweet id, label, raw text) of every line of the SemEval-2017 pool."""
+    folder = _require(DATA_DIR / "semeval2017")
+    rows: list[tuple[int, str, str]] = []
+    for path in sorted(folder.glob("*.tsv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            for fields in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+                if len(fields) >= 3 and fields[1] in HEADS["sentiment"]:
+                    text = fields[2].strip()
+                    if len(text) >= 2 and text[0] == text[-1] == '"':
+                        text = text[1:-1]
+                    rows.append((int(fields[0]), fields[1], text))
+    if not rows:
+        sys.exit(f"no tweets found in {folder}/*.tsv")
+    return rows
+
+
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def match_key(text: str) -> str:
+    """A loose key for finding the same tweet in two dumps.
+
+    TweetEval dropped links and kept stray quotes, the pool kept links: compare
+    lower-cased words only, without links and mentions.
+    """
+    text = re.sub(r"\bhttp\S*|@\w+", " ", normalize_for_model(text).lower())
+    return _NOT_WORD.sub(" ", text).strip()
+
+
+def sentiment_train(val: Split) -> Split:
+    held_out = {match_key(text) for text in val.texts}
+    seen: set[str] = set()
+    texts: list[str] = []
+    labels: list[int] = []
+    for _, label, raw in semeval_pool():
+        text = normalize_for_model(raw)
+        key = match_key(raw)
+        if not key or key in held_out or key in seen:
+            continue
+        seen.add(key)
+        texts.append(text)
+        labels.append(HEADS["sentiment"].index(label))
+    return Split(texts, labels)
+
+
+def load_all() -> tuple[dict[str, Split], dict[str, Split]]:
+    """(train, val) splits per head."""
+    val = {head: _tweeteval(head, "val") for head in HEADS}
+    train = {head: _tweeteval(head, "train") for head in HEADS if head != "sentiment"}
+    train["sentiment"] = sentiment_train(val["sentiment"])
+    return train, val

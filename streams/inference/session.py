@@ -1,0 +1,153 @@
+"""The text model: tokenise a batch, run the ONNX graph once, split it into heads.
+
+One encoder pass serves every head. The graph returns the logits of all heads
+side by side, each head's per-token terms (whose sum plus the bias is exactly
+the logit), and the pooled, L2-normalised embedding.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Encoding, Tokenizer
+
+from streams.errors import ModelError
+from streams.inference.explain import Contribution, top_contributions
+from streams.inference.folder import Manifest, load_manifest
+from streams.inference.normalize import normalize_for_model
+
+log = logging.getLogger(__name__)
+
+REQUIRED_OUTPUTS = ("logits", "token_logits", "embedding")
+# Sub-batches are padded separately after sorting by length: tweets vary from
+# 5 to 60 tokens, and padding a 5-token post to 60 wastes most of the work.
+SUB_BATCH = 32
+
+
+@dataclass(frozen=True)
+class HeadResult:
+    label: str
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    heads: dict[str, HeadResult]
+    embedding: list[float]
+    explanation: list[Contribution]
+    tokens: int
+    truncated: bool
+
+
+class TextModel:
+    """A loaded model folder. ``predict`` is thread-safe (ONNX Runtime's run is)."""
+
+    def __init__(self, folder: Path, threads: int = 1, max_chars: int = 10_000) -> None:
+        self.folder = folder
+        self.manifest: Manifest = load_manifest(folder)
+        self.max_chars = max_chars
+        self.tokenizer = self._load_tokenizer()
+        self.session = self._load_session(threads)
+        self._lock = threading.Lock()  # guards nothing hot: only lazy stats
+        log.info(
+            "model %s loaded from %s: provider %s, %d intra-op thread(s)",
+            self.manifest.tag,
+            folder,
+            self.session.get_providers()[0],
+            threads,
+        )
+
+    def _load_tokenizer(self) -> Tokenizer:
+        tokenizer = Tokenizer.from_file(str(self.folder / self.manifest.tokenizer_file))
+        tokenizer.enable_truncation(self.manifest.max_length)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        return tokenizer
+
+    def _load_session(self, threads: int) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Spinning threads burn the shared cores the event loop also needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        path = self.folder / self.manifest.onnx_file
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own untyped errors
+            raise ModelError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+        self._check_signature(session)
+        return session
+
+    def _check_signature(self, session: ort.InferenceSession) -> None:
+        inputs = {i.name for i in session.get_inputs()}
+        outputs = {o.name for o in session.get_outputs()}
+        missing_in = set(self.manifest.inputs) - inputs
+        extra_in = inputs - set(self.manifest.inputs)
+        missing_out = set(REQUIRED_OUTPUTS) - outputs
+        if missing_in or extra_in or missing_out:
+            raise ModelError(
+                f"{self.folder}: ONNX graph does not fit the manifest: "
+                f"missing inputs {sorted(missing_in)}, unexpected inputs {sorted(extra_in)}, "
+                f"missing outputs {sorted(missing_out)}"
+            )
+
+    def prepare(self, text: str) -> tuple[str, bool]:
+        """The model's view of a text, and whether it was truncated."""
+        truncated = len(text) > self.max_chars
+        return normalize_for_model(text[: self.max_chars]), truncated
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        prepared = [self.prepare(text) for text in texts]
+        encodings = self.tokenizer.encode_batch([text for text, _ in prepared])
+        order = sorted(range(len(texts)), key=lambda i: sum(encodings[i].attention_mask))
+        results: list[Prediction | None] = [None] * len(texts)
+        for start in range(0, len(order), SUB_BATCH):
+            rows = order[start : start + SUB_BATCH]
+            for row, prediction in zip(rows, self._run([encodings[i] for i in rows]), strict=True):
+                results[row] = prediction
+        return [
+            Prediction(p.heads, p.embedding, p.explanation, p.tokens, prepared[i][1] or p.truncated)
+            for i, p in enumerate(results)
+            if p is not None
+        ]
+
+    def _run(self, encodings: list[Encoding]) -> list[Prediction]:
+        length = max(sum(e.attention_mask) for e in encodings)
+        ids = np.array([e.ids[:length] for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask[:length] for e in encodings], dtype=np.int64)
+        logits, token_logits, embedding = self.session.run(
+            list(REQUIRED_OUTPUTS), {"input_ids": ids, "attention_mask": mask}
+        )
+        return [
+            self._postprocess(encodings[i], logits[i], token_logits[i], embedding[i])
+            for i in range(len(encodings))
+        ]
+
+    def _postprocess(
+        self, encoding: Encoding, logits: np.ndarray, token_logits: np.ndarray, embedding: np.ndarray
+    ) -> Prediction:
+        heads: dict[str, HeadResult] = {}
+        for head, part in self.manifest.head_slices.items():
+            probs = _softmax(logits[part])
+            labels = self.manifest.heads[head]
+            heads[head] = HeadResult(
+                label=labels[int(probs.argmax())],
+                scores={label: round(float(p), 5) for label, p in zip(labels, probs, strict=True)},
+            )
+        explained = self.manifest.explained_head
+        part = self.manifest.head_slices[explained]
+        label_index = self.manifest.heads[explained].index(heads[explained].label)
+        explanation = top_contributions(encoding, token_logits[:, part], label_index)
+        tokens = sum(encoding.attention_mask)
+        truncated = tokens >= self.manifest.max_length and encoding.overflowing != []
+        return Prediction(heads, [round(float(x), 5) for x in embedding], explanation, tokens, truncated)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max())
+    return shifted / shifted.sum()

@@ -1,0 +1,156 @@
+"""The enrich agent: reads ``posts.raw``, writes ``posts.enriched``,
+``posts.flagged`` and ``posts.deadletter``.
+
+validate -> dedupe -> model micro-batch (off the event loop) -> publish.
+Offsets advance only after every output of a batch is acknowledged by the
+broker: ``take_events`` acks the batch when the loop body returns, and the
+body awaits each send's delivery first. A crash repeats work, never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from faust.types import EventT, StreamT
+
+from streams.app import Runtime
+from streams.errors import InvalidPost, Reason, Stage
+from streams.ingest.dedupe import SeenPosts
+from streams.ingest.enrich import enrich_batch
+from streams.ingest.parse import RawPost, parse_post
+from streams.records import Source, dead_letter
+
+log = logging.getLogger(__name__)
+PURGE_INTERVAL_S = 60.0
+
+
+@dataclass
+class Output:
+    topic: str
+    key: bytes | None
+    value: dict[str, Any]
+    event: EventT
+    post_id: str | None = None  # set on enriched records: remembered once acknowledged
+
+
+def source_of(event: EventT) -> Source:
+    message = event.message
+    return Source(message.topic, message.partition, message.offset, int(message.timestamp * 1000))
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class EnrichAgent:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.settings = runtime.settings
+        self.metrics = runtime.metrics
+        self.seen = SeenPosts(runtime.app, self.settings.partitions, self.settings.dedupe_ttl_s)
+
+    def dead(self, event: EventT, error: InvalidPost) -> Output:
+        self.metrics.dead_letters.labels(error.reason.value).inc()
+        record = dead_letter(error, source_of(event), event.value, now_ms())
+        return Output(self.settings.topic_deadletter, event.key, record, event)
+
+    def triage(self, events: list[EventT]) -> tuple[list[tuple[EventT, RawPost]], list[Output]]:
+        """Split a batch into valid new posts and dead letters; skip duplicates."""
+        valid: list[tuple[EventT, RawPost]] = []
+        dead: list[Output] = []
+        batch_ids: set[str] = set()
+        for event in events:
+            self.metrics.posts_in.labels(event.message.topic).inc()
+            try:
+                post = parse_post(event.value, self.settings.max_message_bytes)
+            except InvalidPost as error:
+                dead.append(self.dead(event, error))
+                continue
+            if post.id in batch_ids or self.seen.seen(post.id):
+                self.metrics.duplicates.inc()
+                continue
+            batch_ids.add(post.id)
+            valid.append((event, post))
+        return valid, dead
+
+    async def enrich(self, valid: list[tuple[EventT, RawPost]]) -> list[Output]:
+        posts = [post for _, post in valid]
+        loop = asyncio.get_running_loop()
+        results, seconds = await loop.run_in_executor(
+            self.rt.executor, enrich_batch, self.rt.model, posts, self.rt.thresholds
+        )
+        self.metrics.inference_seconds.labels(self.rt.model.manifest.tag).observe(seconds)
+        self.metrics.batch_size.observe(len(posts))
+        outputs: list[Output] = []
+        for (event, post), result in zip(valid, results, strict=True):
+            if result.record is None:
+                assert result.error is not None
+                outputs.append(self.dead(event, result.error))
+                continue
+            key = post.id.encode()
+            outputs.append(Output(self.settings.topic_enriched, key, result.record, event, post.id))
+            self.metrics.moderation.labels(result.action).inc()
+            if result.action != "allow":
+                outputs.append(Output(self.settings.topic_flagged, key, result.record, event))
+        return outputs
+
+    async def publish(self, outputs: list[Output]) -> None:
+        """Send every output and wait until the broker has acknowledged each."""
+        pending = [
+            await self.rt.topics[o.topic].send(key=o.key, value=orjson.dumps(o.value)) for o in outputs
+        ]
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        retry: list[Output] = []
+        for output, result in zip(outputs, results, strict=True):
+            if isinstance(result, BaseException):
+                retry.append(self.too_large_or_raise(output, result))
+                continue
+            self.acknowledged(output)
+        if retry:
+            await self.publish(retry)
+
+    def too_large_or_raise(self, output: Output, error: BaseException) -> Output:
+        """A record the broker refuses becomes a dead letter; anything else stops the batch."""
+        if output.topic == self.settings.topic_deadletter or "TooLarge" not in type(error).__name__:
+            raise error
+        reason = InvalidPost(Reason.TOO_LARGE, f"output refused by the broker: {error!r}", Stage.PUBLISH)
+        return self.dead(output.event, reason)
+
+    def acknowledged(self, output: Output) -> None:
+        self.metrics.posts_out.labels(output.topic).inc()
+        if output.post_id is not None:
+            self.seen.remember(output.event, output.post_id, now_ms())
+            appended_ms = output.event.message.timestamp * 1000
+            self.metrics.end_to_end_seconds.observe(max(0.0, (now_ms() - appended_ms) / 1000))
+
+    async def process(self, events: list[EventT]) -> None:
+        valid, outputs = self.triage(events)
+        if valid:
+            outputs += await self.enrich(valid)
+        await self.publish(outputs)
+        self.metrics.last_batch_at.set_to_current_time()
+
+
+def install_enrich(runtime: Runtime) -> EnrichAgent:
+    settings = runtime.settings
+    agent = EnrichAgent(runtime)
+    source = runtime.topics[settings.topic_raw]
+
+    # concurrency=1: with more, Faust may commit past an in-flight event.
+    @runtime.app.agent(source, name="enrich", concurrency=1)
+    async def enrich(stream: StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_linger_s):
+            await agent.process(list(events))
+
+    @runtime.app.timer(PURGE_INTERVAL_S)
+    async def purge_seen_post_ids() -> None:
+        purged = agent.seen.purge(now_ms())
+        if purged:
+            log.info("forgot %d post id(s) older than %ss", purged, settings.dedupe_ttl_s)
+
+    return agent

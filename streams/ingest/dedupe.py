@@ -1,0 +1,62 @@
+"""Remember post ids for a while, so a replayed post is published once.
+
+The table maps post id -> [first seen epoch ms, partition]. It lives in the
+partition of the input message, so duplicates are caught when producers key
+posts by id (the replay command does; Kafka's partitioner then sends every
+copy to one partition). An id is remembered only after its outputs are
+acknowledged: a crash between the two repeats a post, it never loses one.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import faust
+from faust.streams import _current_event
+from faust.types import EventT
+
+
+@contextmanager
+def processing(event: EventT) -> Iterator[None]:
+    """Make ``event`` the current event, so table writes go to its partition.
+
+    Faust picks a table's changelog partition from the current event; inside a
+    ``take_events`` batch that is the last event read, not the one written for.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class SeenPosts:
+    def __init__(self, app: faust.App, partitions: int, ttl_s: int) -> None:
+        self.ttl_ms = ttl_s * 1000
+        self.table = app.Table(
+            "seen-post-ids",
+            default=None,
+            partitions=partitions,
+            help="post id -> [first seen ms, partition], for de-duplication",
+        )
+
+    def seen(self, post_id: str) -> bool:
+        return self.table.get(post_id) is not None
+
+    def remember(self, event: EventT, post_id: str, now_ms: int) -> None:
+        with processing(event):
+            self.table[post_id] = [now_ms, event.message.partition]
+
+    def purge(self, now_ms: int) -> int:
+        """Forget ids older than the time-to-live; return how many."""
+        expired = [
+            (key, value[1])
+            for key, value in list(self.table.data.items())
+            if value is not None and now_ms - value[0] > self.ttl_ms
+        ]
+        for key, partition in expired:
+            self.table.data.pop(key, None)
+            self.table.send_changelog(partition, key, None, value_serializer="raw")
+        return len(expired)

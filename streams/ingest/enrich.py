@@ -1,0 +1,65 @@
+"""Enrichment of a batch of valid posts: one model pass, then the records.
+
+Runs in the inference thread, off the event loop. A model failure on a batch
+is retried post by post, so one poisonous post is dead-lettered (reason
+``model_failure``) and the rest of the batch is still enriched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from streams.errors import InvalidPost, Reason, Stage
+from streams.inference.moderation import Thresholds, decide
+from streams.inference.session import Prediction, TextModel
+from streams.ingest.parse import RawPost
+from streams.records import enriched
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Enriched:
+    record: dict[str, Any] | None
+    error: InvalidPost | None
+    action: str | None = None
+
+
+def _predict_each(model: TextModel, texts: list[str]) -> list[Prediction | InvalidPost]:
+    results: list[Prediction | InvalidPost] = []
+    for text in texts:
+        try:
+            results.append(model.predict([text])[0])
+        except Exception as exc:  # noqa: BLE001 - any model failure becomes a dead letter
+            results.append(InvalidPost(Reason.MODEL_FAILURE, f"model failed: {exc!r}"[:500], Stage.INFERENCE))
+    return results
+
+
+def predict_batch(model: TextModel, texts: list[str]) -> list[Prediction | InvalidPost]:
+    try:
+        return list(model.predict(texts))
+    except Exception as exc:  # noqa: BLE001 - isolate the failing post(s)
+        log.warning("model failed on a batch of %d, retrying one by one: %r", len(texts), exc)
+        return list(_predict_each(model, texts))
+
+
+def enrich_batch(model: TextModel, posts: list[RawPost], thresholds: Thresholds) -> tuple[list[Enriched], float]:
+    """Enriched records (or model errors) in input order, and the model's seconds."""
+    started = time.perf_counter()
+    predictions = predict_batch(model, [post.text for post in posts]) if posts else []
+    model_seconds = time.perf_counter() - started
+    per_post_ms = round(1000 * model_seconds / max(len(posts), 1), 3)
+    results: list[Enriched] = []
+    for post, prediction in zip(posts, predictions, strict=True):
+        if isinstance(prediction, InvalidPost):
+            results.append(Enriched(None, prediction))
+            continue
+        scores = {head: result.scores for head, result in prediction.heads.items()}
+        decision = decide(scores, thresholds)
+        timing = {"model_ms_per_post": per_post_ms, "batch_size": len(posts)}
+        record = enriched(post, prediction, decision, model.manifest.tag, timing)
+        results.append(Enriched(record, None, decision.action))
+    return results, model_seconds

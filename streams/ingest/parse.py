@@ -1,0 +1,135 @@
+"""Parse and validate one raw message against the ``posts.raw`` contract.
+
+``parse_post`` returns a ``RawPost`` or raises ``InvalidPost`` with a reason
+code; it never raises anything else, whatever the bytes are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.errors import InvalidPost, Reason, Stage
+from streams.inference.normalize import clean_text
+
+MAX_ID_CHARS = 256
+KNOWN_FIELDS = (
+    "id", "user_id", "text", "created_at", "platform", "lang", "hashtags",
+    "media", "metrics", "reply_to", "repost_of",
+)  # fmt: skip
+METRIC_NAMES = ("likes", "reposts", "replies", "views")
+# Epoch milliseconds from 1970 up to year 9999: anything else is not a time.
+MAX_EPOCH_MS = 253_402_300_799_999
+
+
+@dataclass(frozen=True)
+class RawPost:
+    id: str
+    user_id: str
+    text: str
+    created_at_ms: int
+    fields: dict[str, Any]  # every field of the input, unknown ones included
+
+
+def decode_json(data: bytes | None, max_bytes: int) -> dict[str, Any]:
+    if data is None:
+        raise InvalidPost(Reason.INVALID_JSON, "message has no value", Stage.PARSE)
+    if len(data) > max_bytes:
+        raise InvalidPost(Reason.TOO_LARGE, f"message is {len(data)} bytes, limit {max_bytes}", Stage.PARSE)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidPost(Reason.INVALID_UTF8, f"invalid UTF-8 at byte {exc.start}", Stage.PARSE) from None
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidPost(Reason.INVALID_JSON, f"invalid JSON: {exc}", Stage.PARSE) from None
+    if not isinstance(value, dict):
+        raise InvalidPost(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {type(value).__name__}", Stage.PARSE)
+    return value
+
+
+def _identifier(value: dict[str, Any], name: str) -> str:
+    if name not in value or value[name] is None:
+        raise InvalidPost(Reason.MISSING_FIELD, f"field {name!r} is missing")
+    raw = value[name]
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise InvalidPost(Reason.WRONG_TYPE, f"field {name!r} must be a string or integer, got {type(raw).__name__}")
+    text = str(raw).strip()
+    if not text:
+        raise InvalidPost(Reason.INVALID_VALUE, f"field {name!r} is empty")
+    if len(text) > MAX_ID_CHARS:
+        raise InvalidPost(Reason.INVALID_VALUE, f"field {name!r} is {len(text)} characters, limit {MAX_ID_CHARS}")
+    return text
+
+
+def _text(value: dict[str, Any]) -> str:
+    if "text" not in value or value["text"] is None:
+        raise InvalidPost(Reason.MISSING_FIELD, "field 'text' is missing")
+    if not isinstance(value["text"], str):
+        raise InvalidPost(Reason.WRONG_TYPE, f"field 'text' must be a string, got {type(value['text']).__name__}")
+    try:
+        value["text"].encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPost(Reason.INVALID_UTF8, "field 'text' holds an unpaired surrogate") from None
+    text = clean_text(value["text"])
+    if not text:
+        raise InvalidPost(Reason.EMPTY_TEXT, "field 'text' is empty or holds only whitespace and control characters")
+    return text
+
+
+def parse_timestamp(raw: Any) -> int:
+    """Epoch milliseconds of an RFC 3339 string or an epoch-ms number."""
+    if isinstance(raw, bool) or raw is None:
+        raise InvalidPost(Reason.INVALID_TIMESTAMP, f"'created_at' must be RFC 3339 or epoch ms, got {raw!r}")
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw) or not 0 <= raw <= MAX_EPOCH_MS:
+            raise InvalidPost(Reason.INVALID_TIMESTAMP, f"'created_at' {raw!r} is not epoch milliseconds")
+        return int(raw)
+    if not isinstance(raw, str):
+        raise InvalidPost(Reason.INVALID_TIMESTAMP, f"'created_at' must be a string or number, got {type(raw).__name__}")
+    try:
+        when = dt.datetime.fromisoformat(raw.strip().replace("z", "Z"))
+    except ValueError:
+        raise InvalidPost(Reason.INVALID_TIMESTAMP, f"'created_at' {raw[:64]!r} is not RFC 3339") from None
+    if when.tzinfo is None:
+        raise InvalidPost(Reason.INVALID_TIMESTAMP, f"'created_at' {raw[:64]!r} has no time-zone offset")
+    return int(when.timestamp() * 1000)
+
+
+def _check_optional(value: dict[str, Any]) -> None:
+    expected: dict[str, tuple[type, ...]] = {
+        "platform": (str,), "lang": (str,), "hashtags": (list,), "media": (list,),
+        "metrics": (dict,), "reply_to": (str, int), "repost_of": (str, int),
+    }  # fmt: skip
+    for name, types in expected.items():
+        field = value.get(name)
+        if field is not None and (isinstance(field, bool) or not isinstance(field, types)):
+            names = " or ".join(t.__name__ for t in types)
+            raise InvalidPost(Reason.WRONG_TYPE, f"field {name!r} must be {names}, got {type(field).__name__}")
+    if any(not isinstance(tag, str) for tag in value.get("hashtags") or []):
+        raise InvalidPost(Reason.WRONG_TYPE, "field 'hashtags' must hold strings only")
+    if any(not isinstance(item, dict) for item in value.get("media") or []):
+        raise InvalidPost(Reason.WRONG_TYPE, "field 'media' must hold objects only")
+    for name, count in (value.get("metrics") or {}).items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InvalidPost(Reason.WRONG_TYPE, f"metrics.{name} must be a non-negative integer")
+
+
+def validate_post(value: dict[str, Any]) -> RawPost:
+    post_id = _identifier(value, "id")
+    user_id = _identifier(value, "user_id")
+    text = _text(value)
+    if "created_at" not in value:
+        raise InvalidPost(Reason.MISSING_FIELD, "field 'created_at' is missing")
+    created_at_ms = parse_timestamp(value["created_at"])
+    _check_optional(value)
+    return RawPost(post_id, user_id, text, created_at_ms, value)
+
+
+def parse_post(data: bytes | None, max_bytes: int) -> RawPost:
+    return validate_post(decode_json(data, max_bytes))

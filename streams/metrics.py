@@ -1,0 +1,43 @@
+"""All Prometheus metrics of the worker, in one typed bundle created once.
+
+Labels are few and fixed (topic, reason, action, model); never a user id, a
+post id or a term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+# Inference of a micro-batch takes ~2 ms (one post) to ~1 s (128 long posts).
+INFERENCE_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# End-to-end from arrival on posts.raw to acknowledged output: tens of ms when
+# idle, seconds under a backlog.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.posts_in = Counter("streams_posts_in_total", "Messages read", ["topic"], registry=r)
+        self.posts_out = Counter("streams_posts_out_total", "Records published", ["topic"], registry=r)
+        self.dead_letters = Counter("streams_dead_letters_total", "Dead-lettered messages", ["reason"], registry=r)
+        self.duplicates = Counter("streams_duplicates_skipped_total", "Posts skipped as already seen", registry=r)
+        self.moderation = Counter("streams_moderation_actions_total", "Moderation actions", ["action"], registry=r)
+        self.inference_seconds = Histogram(
+            "streams_inference_seconds", "Model time per micro-batch", ["model"], buckets=INFERENCE_BUCKETS, registry=r
+        )
+        self.batch_size = Histogram("streams_batch_size", "Posts per micro-batch", buckets=BATCH_BUCKETS, registry=r)
+        self.end_to_end_seconds = Histogram(
+            "streams_end_to_end_seconds",
+            "From a post's append to posts.raw to its output being acknowledged",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.last_batch_at = Gauge("streams_last_batch_timestamp_seconds", "When the last batch finished", registry=r)
+        self.model_info = Info("streams_model", "The model the worker serves", registry=r)

@@ -1,0 +1,107 @@
+"""The records of each topic contract, built as plain dicts for orjson.
+
+Every output carries ``schema_version``. Builders are pure functions: the
+agents call them, the tests call them without a broker.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from streams.errors import InvalidPost
+from streams.inference.language import detect_language
+from streams.inference.moderation import Decision
+from streams.inference.session import Prediction
+from streams.ingest.parse import RawPost
+
+SCHEMA_VERSION = 1
+_HASHTAG = re.compile(r"(?<![\w#])#(\w{1,100})")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a message was read: for dead letters and end-to-end timing."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+
+
+def iso_utc(epoch_ms: int) -> str:
+    return dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def hashtags_of(post: RawPost) -> list[str]:
+    """Hashtags given with the post, else found in its text; case-folded, unique, in order."""
+    tags = post.fields.get("hashtags") or _HASHTAG.findall(post.text)
+    return list(dict.fromkeys(tag.lstrip("#").casefold() for tag in tags if tag.strip("# ")))
+
+
+def normalised_post(post: RawPost) -> dict[str, Any]:
+    """The input with its core fields normalised; unknown fields are kept as they came."""
+    record = dict(post.fields)
+    record.update(
+        id=post.id,
+        user_id=post.user_id,
+        text=post.text,
+        created_at=iso_utc(post.created_at_ms),
+        created_at_ms=post.created_at_ms,
+        hashtags=hashtags_of(post),
+    )
+    return record
+
+
+def enriched(
+    post: RawPost,
+    prediction: Prediction,
+    decision: Decision,
+    model_tag: str,
+    timing: dict[str, float],
+) -> dict[str, Any]:
+    heads = prediction.heads
+    record = normalised_post(post)
+    record.update(
+        schema_version=SCHEMA_VERSION,
+        sentiment={"label": heads["sentiment"].label, "scores": heads["sentiment"].scores},
+        moderation={"scores": decision.scores, "action": decision.action, "reasons": decision.reasons},
+        emotion={"label": heads["emotion"].label, "scores": heads["emotion"].scores},
+        language=detect_language(post.text),
+        terms={"hashtags": record["hashtags"]},
+        embedding=prediction.embedding,
+        explanation=[{"token": c.token, "weight": c.weight} for c in prediction.explanation],
+        models={"text": model_tag},
+        model_input={"tokens": prediction.tokens, "truncated": prediction.truncated},
+        timing=timing,
+    )
+    return record
+
+
+def dead_letter(error: InvalidPost, source: Source, original: bytes | None, received_ms: int) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "error": {"stage": error.stage.value, "type": error.reason.value, "message": error.message},
+        "source": {
+            "topic": source.topic,
+            "partition": source.partition,
+            "offset": source.offset,
+            "timestamp": source.timestamp_ms,
+        },
+        "received_at": iso_utc(received_ms),
+    }
+    record.update(original_payload(original))
+    return record
+
+
+def original_payload(original: bytes | None) -> dict[str, Any]:
+    """The original bytes: as text when they are UTF-8, else base64."""
+    if original is None:
+        return {"original": None, "original_encoding": "none"}
+    try:
+        return {"original": original.decode("utf-8"), "original_encoding": "utf-8"}
+    except UnicodeDecodeError:
+        return {"original": base64.b64encode(original).decode("ascii"), "original_encoding": "base64"}

@@ -1,0 +1,142 @@
+"""The frozen settings object: the only reader of the environment.
+
+Every variable is listed in ``ENV`` with its default and meaning; the README's
+configuration table is generated from it (``social-streams settings``).
+An invalid value raises ``SettingsError`` naming the variable and what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from streams.errors import SettingsError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL_DIR = PACKAGE_DIR.parent / "models" / "social-minilm"
+
+# (field, environment variable, default, description)
+ENV: list[tuple[str, str, str, str]] = [
+    ("bootstrap", "KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers (comma-separated)"),
+    ("app_id", "STREAMS_APP_ID", "social-streams", "Consumer group and prefix of internal topics"),
+    ("topic_raw", "STREAMS_TOPIC_RAW", "posts.raw", "Input topic of raw posts"),
+    ("topic_enriched", "STREAMS_TOPIC_ENRICHED", "posts.enriched", "Enriched posts"),
+    ("topic_flagged", "STREAMS_TOPIC_FLAGGED", "posts.flagged", "Moderation queue (review or block)"),
+    ("topic_deadletter", "STREAMS_TOPIC_DEADLETTER", "posts.deadletter", "Rejected input, with the reason"),
+    ("topic_trends", "STREAMS_TOPIC_TRENDS", "trends.windows", "Trend windows"),
+    ("topic_alerts", "STREAMS_TOPIC_ALERTS", "trends.alerts", "Trend spike alerts"),
+    ("topic_profiles", "STREAMS_TOPIC_PROFILES", "users.profiles", "User profiles (compacted)"),
+    ("topic_erasure", "STREAMS_TOPIC_ERASURE", "control.erasure", "Erasure requests"),
+    ("partitions", "STREAMS_PARTITIONS", "4", "Partitions of the topics the app creates"),
+    ("replication", "STREAMS_REPLICATION", "1", "Replication factor of the topics the app creates"),
+    ("store", "STREAMS_STORE", "memory://", "Table store URL (memory:// or rocksdb://)"),
+    ("guarantee", "STREAMS_GUARANTEE", "at_least_once", "Processing guarantee: at_least_once or exactly_once"),
+    ("batch_size", "STREAMS_BATCH_SIZE", "64", "Posts per inference micro-batch"),
+    ("batch_linger_s", "STREAMS_BATCH_LINGER_S", "0.05", "Longest wait for a micro-batch to fill, seconds"),
+    ("model_dir", "STREAMS_MODEL_DIR", str(DEFAULT_MODEL_DIR), "Model folder the worker serves"),
+    ("model_threads", "STREAMS_MODEL_THREADS", "1", "ONNX Runtime intra-op threads per worker"),
+    ("max_text_chars", "STREAMS_MAX_TEXT_CHARS", "10000", "Text longer than this is truncated for the model (the output keeps it whole)"),
+    ("max_message_bytes", "STREAMS_MAX_MESSAGE_BYTES", "1048576", "Larger raw messages are dead-lettered"),
+    ("dedupe_ttl_s", "STREAMS_DEDUPE_TTL_S", "86400", "How long a post id is remembered, seconds"),
+    ("review_threshold", "STREAMS_REVIEW_THRESHOLD", "0.5", "Moderation score at or above which a post is reviewed"),
+    ("block_threshold", "STREAMS_BLOCK_THRESHOLD", "0.9", "Moderation score at or above which a post is blocked"),
+    ("web_port", "STREAMS_WEB_PORT", "6066", "Port of the worker's HTTP server (metrics, health)"),
+    ("log_level", "STREAMS_LOG_LEVEL", "info", "Log level: debug, info, warning, error"),
+]
+
+GUARANTEES = ("at_least_once", "exactly_once")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str
+    app_id: str
+    topic_raw: str
+    topic_enriched: str
+    topic_flagged: str
+    topic_deadletter: str
+    topic_trends: str
+    topic_alerts: str
+    topic_profiles: str
+    topic_erasure: str
+    partitions: int
+    replication: int
+    store: str
+    guarantee: str
+    batch_size: int
+    batch_linger_s: float
+    model_dir: Path
+    model_threads: int
+    max_text_chars: int
+    max_message_bytes: int
+    dedupe_ttl_s: int
+    review_threshold: float
+    block_threshold: float
+    web_port: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every setting from ``environ`` (default ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for name, var, default, _ in ENV:
+            raw = env.get(var, default)
+            values[name] = _convert(var, raw, _PARSERS[types[name]])
+        values.update(overrides)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        _require(self.partitions >= 1, "STREAMS_PARTITIONS", "must be at least 1")
+        _require(self.replication >= 1, "STREAMS_REPLICATION", "must be at least 1")
+        _require(self.batch_size >= 1, "STREAMS_BATCH_SIZE", "must be at least 1")
+        _require(self.batch_linger_s > 0, "STREAMS_BATCH_LINGER_S", "must be above 0 (a batch must not wait forever)")
+        _require(self.model_threads >= 1, "STREAMS_MODEL_THREADS", "must be at least 1")
+        _require(self.guarantee in GUARANTEES, "STREAMS_GUARANTEE", f"must be one of {', '.join(GUARANTEES)}")
+        _require(self.log_level in LOG_LEVELS, "STREAMS_LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
+        _require(
+            0 < self.review_threshold <= self.block_threshold <= 1,
+            "STREAMS_REVIEW_THRESHOLD",
+            "and STREAMS_BLOCK_THRESHOLD must satisfy 0 < review <= block <= 1",
+        )
+        _require(self.store.startswith(("memory://", "rocksdb://")), "STREAMS_STORE", "must be memory:// or rocksdb://")
+        _require(bool(self.bootstrap.strip()), "KAFKA_BOOTSTRAP", "must name at least one host:port")
+
+    def describe(self) -> dict[str, str]:
+        """Every setting by variable name, for the start-up log."""
+        return {var: str(getattr(self, name)) for name, var, _, _ in ENV}
+
+    @property
+    def output_topics(self) -> list[str]:
+        return [self.topic_enriched, self.topic_flagged, self.topic_deadletter]
+
+
+def _require(ok: bool, var: str, message: str) -> None:
+    if not ok:
+        raise SettingsError(f"{var} {message}")
+
+
+def _convert(var: str, raw: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{var}={raw!r} is not a valid {parse.__name__}") from None
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+_PARSERS: dict[Any, Callable[[str], Any]] = {
+    "str": _text,
+    "int": int,
+    "float": float,
+    "Path": Path,
+}

@@ -1,0 +1,54 @@
+"""Every topic of the pipeline, in flow order, and their creation on the broker."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    compacted: bool = False
+
+
+def pipeline_topics(settings: Settings) -> list[TopicSpec]:
+    return [
+        TopicSpec(settings.topic_raw),
+        TopicSpec(settings.topic_enriched),
+        TopicSpec(settings.topic_flagged),
+        TopicSpec(settings.topic_deadletter),
+        TopicSpec(settings.topic_trends),
+        TopicSpec(settings.topic_alerts),
+        TopicSpec(settings.topic_profiles, compacted=True),
+        TopicSpec(settings.topic_erasure),
+    ]
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create the missing pipeline topics; return the names created."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap.split(","), client_id=f"{settings.app_id}-admin")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [spec for spec in pipeline_topics(settings) if spec.name not in existing]
+        created: list[str] = []
+        for spec in wanted:
+            config = {"cleanup.policy": "compact"} if spec.compacted else {}
+            topic = NewTopic(spec.name, settings.partitions, settings.replication, topic_configs=config)
+            try:
+                admin.create_topics([topic])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:  # another worker won the race
+                pass
+        if created:
+            log.info("created topics %s with %d partition(s)", ", ".join(created), settings.partitions)
+        return created
+    finally:
+        admin.close()

@@ -1,0 +1,40 @@
+"""The worker's HTTP views: Prometheus metrics and health."""
+
+from __future__ import annotations
+
+import time
+
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.app import Runtime
+
+# A consuming worker finishes a batch at least every linger interval when
+# posts arrive; without posts the stream is idle, not unhealthy.
+
+
+def install_views(runtime: Runtime) -> None:
+    app = runtime.app
+
+    @app.page("/metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            body = generate_latest(runtime.metrics.registry)
+            return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/health")
+    class HealthView(View):
+        async def get(self, request: Request) -> Response:
+            consumer = app.consumer
+            assigned = sorted(f"{tp.topic}[{tp.partition}]" for tp in consumer.assignment())
+            last = runtime.metrics.last_batch_at._value.get()
+            healthy = app.rebalancing is False
+            return self.json(
+                {
+                    "status": "ok" if healthy else "rebalancing",
+                    "model": runtime.model.manifest.tag,
+                    "assigned": assigned,
+                    "last_batch_age_s": round(time.time() - last, 3) if last else None,
+                },
+                status=200 if healthy else 503,
+            )
