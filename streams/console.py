@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,9 +18,18 @@ ACTION_STYLE = {"allow": "dim", "review": "yellow", "block": "bold red"}
 
 
 def records(
-    bootstrap: str, topic: str, from_beginning: bool, limit: int | None, idle_timeout_s: float | None
+    bootstrap: str,
+    topic: str,
+    from_beginning: bool,
+    limit: int | None,
+    idle_timeout_s: float | None,
+    ready: threading.Event | None = None,
 ) -> Iterator[tuple[bytes | None, Any]]:
-    """(key, decoded value) of each record; stops after ``limit`` or when idle that long."""
+    """(key, decoded value) of each record; stops after ``limit`` or when idle that long.
+
+    ``ready`` is set once the consumer is positioned, so a caller can start
+    producing without missing records.
+    """
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
@@ -27,6 +37,10 @@ def records(
             raise SystemExit(f"topic {topic!r} does not exist on {bootstrap}")
         consumer.assign(partitions)
         (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*partitions)
+        for partition in partitions:
+            consumer.position(partition)  # resolve the seek now, not at the first poll
+        if ready is not None:
+            ready.set()
         seen, last = 0, time.monotonic()
         while limit is None or seen < limit:
             batch = consumer.poll(timeout_ms=500)
@@ -85,5 +99,5 @@ def tail(bootstrap: str, topic: str, as_json: bool, from_beginning: bool, limit:
             sys.stdout.write(orjson.dumps({"key": key.decode("utf-8", "replace") if key else None, "value": value}).decode() + "\n")
             sys.stdout.flush()
         else:
-            console.print(render(key, value))
+            console.print(render(key, value), no_wrap=True, overflow="ellipsis")
     return count

@@ -5,7 +5,8 @@ Softmax ignores a shift shared by all classes, so a token's contribution to
 class k is reported relative to the mean over classes: c_t = term_tk - mean_j term_tj.
 Summed over all tokens, these equal logit_k - mean_j logit_j minus the same
 difference of the biases: the explanation is exact, not an approximation.
-Word pieces of one word are summed, so users see words, not sub-word units.
+Pieces of one word (sub-word units, and punctuation glued to it as in
+``#tag``, ``don't`` or ``@user``) are summed, so users see words as written.
 """
 
 from __future__ import annotations
@@ -24,20 +25,33 @@ class Contribution:
     weight: float
 
 
-def word_contributions(encoding: Encoding, terms: np.ndarray, label: int) -> list[Contribution]:
-    """Every word's contribution to class ``label``, in text order."""
+def word_contributions(text: str, encoding: Encoding, terms: np.ndarray, label: int) -> list[Contribution]:
+    """Every word's contribution to class ``label``, in text order.
+
+    Words are shown as spans of the model's input text (so emoji the
+    vocabulary maps to [UNK] still read as themselves), with trailing
+    punctuation trimmed for readability; the weight covers the whole span.
+    """
     relative = terms[:, label] - terms.mean(axis=1)
-    words: dict[int, tuple[list[str], float]] = {}
-    for position, word in enumerate(encoding.word_ids[: len(relative)]):
-        if word is None:  # [CLS], [SEP] and padding carry no text
+    spans: list[list[float]] = []  # [start, end, weight]
+    for position, special in enumerate(encoding.special_tokens_mask[: len(relative)]):
+        if special:  # [CLS], [SEP] and padding carry no text
             continue
-        pieces, total = words.get(word, ([], 0.0))
-        pieces.append(encoding.tokens[position].removeprefix("##"))
-        words[word] = (pieces, total + float(relative[position]))
-    return [Contribution("".join(pieces), round(total, 5)) for pieces, total in words.values()]
+        start, end = encoding.offsets[position]
+        if spans and start == spans[-1][1]:  # no space between: same word
+            spans[-1][1] = end
+            spans[-1][2] += float(relative[position])
+        else:
+            spans.append([start, end, float(relative[position])])
+    return [
+        Contribution(text[int(start) : int(end)].rstrip(".,!?;:") or text[int(start) : int(end)], round(weight, 5))
+        for start, end, weight in spans
+    ]
 
 
-def top_contributions(encoding: Encoding, terms: np.ndarray, label: int, k: int = TOP_K) -> list[Contribution]:
+def top_contributions(
+    text: str, encoding: Encoding, terms: np.ndarray, label: int, k: int = TOP_K
+) -> list[Contribution]:
     """The k words that moved the prediction most, by absolute contribution."""
-    ranked = sorted(word_contributions(encoding, terms, label), key=lambda c: -abs(c.weight))
+    ranked = sorted(word_contributions(text, encoding, terms, label), key=lambda c: -abs(c.weight))
     return ranked[:k]

@@ -108,7 +108,8 @@ class TextModel:
         results: list[Prediction | None] = [None] * len(texts)
         for start in range(0, len(order), SUB_BATCH):
             rows = order[start : start + SUB_BATCH]
-            for row, prediction in zip(rows, self._run([encodings[i] for i in rows]), strict=True):
+            batch = [(prepared[i][0], encodings[i]) for i in rows]
+            for row, prediction in zip(rows, self._run(batch), strict=True):
                 results[row] = prediction
         return [
             Prediction(p.heads, p.embedding, p.explanation, p.tokens, prepared[i][1] or p.truncated)
@@ -116,7 +117,8 @@ class TextModel:
             if p is not None
         ]
 
-    def _run(self, encodings: list[Encoding]) -> list[Prediction]:
+    def _run(self, batch: list[tuple[str, Encoding]]) -> list[Prediction]:
+        encodings = [encoding for _, encoding in batch]
         length = max(sum(e.attention_mask) for e in encodings)
         ids = np.array([e.ids[:length] for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask[:length] for e in encodings], dtype=np.int64)
@@ -124,12 +126,14 @@ class TextModel:
             list(REQUIRED_OUTPUTS), {"input_ids": ids, "attention_mask": mask}
         )
         return [
-            self._postprocess(encodings[i], logits[i], token_logits[i], embedding[i])
+            self._postprocess(batch[i][0], encodings[i], logits[i], token_logits[i], embedding[i])
             for i in range(len(encodings))
         ]
 
     def _postprocess(
-        self, encoding: Encoding, logits: np.ndarray, token_logits: np.ndarray, embedding: np.ndarray
+        self,
+        text: str,
+        encoding: Encoding, logits: np.ndarray, token_logits: np.ndarray, embedding: np.ndarray
     ) -> Prediction:
         heads: dict[str, HeadResult] = {}
         for head, part in self.manifest.head_slices.items():
@@ -142,7 +146,7 @@ class TextModel:
         explained = self.manifest.explained_head
         part = self.manifest.head_slices[explained]
         label_index = self.manifest.heads[explained].index(heads[explained].label)
-        explanation = top_contributions(encoding, token_logits[:, part], label_index)
+        explanation = top_contributions(text, encoding, token_logits[:, part], label_index)
         tokens = sum(encoding.attention_mask)
         truncated = tokens >= self.manifest.max_length and encoding.overflowing != []
         return Prediction(heads, [round(float(x), 5) for x in embedding], explanation, tokens, truncated)

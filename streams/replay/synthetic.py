@@ -44,6 +44,7 @@ class SyntheticPosts:
         self, seed: int = 7, start_ms: int = 1_767_225_600_000, users: int = 500,
         burst_every: int = 400, burst_length: int = 150, step_ms: int = 250,
     ) -> None:  # fmt: skip
+        self.seed = seed
         self.rng = random.Random(seed)
         self.start_ms = start_ms
         self.users = users
@@ -78,7 +79,7 @@ class SyntheticPosts:
         rng = self.rng
         lang, text = self.text(index)
         post: dict[str, Any] = {
-            "id": f"syn-{index}",
+            "id": f"syn{self.seed}-{index}",
             "user_id": f"u{rng.randrange(self.users)}",
             "text": text,
             "created_at": self.start_ms + index * self.step_ms + rng.randrange(-2000, 2000),
@@ -87,7 +88,7 @@ class SyntheticPosts:
             "metrics": {k: int(rng.paretovariate(1.5)) - 1 for k in ("likes", "reposts", "replies")},
         }
         if rng.random() < 0.1:
-            post["reply_to"] = f"syn-{rng.randrange(max(index, 1))}"
+            post["reply_to"] = f"syn{self.seed}-{rng.randrange(max(index, 1))}"
         return post
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

@@ -1,0 +1,119 @@
+"""``social-streams demo``: the whole pipeline on this machine, in one command.
+
+Starts the local broker unless KAFKA_BOOTSTRAP names one, one worker process
+per CPU core (one ONNX thread each: the fastest layout on few cores), replays
+sample posts with some malformed ones mixed in, and shows the enriched stream.
+Ctrl-C, or the end of the replay, stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from rich.console import Console
+
+from streams.console import records, render
+from streams.errors import StreamsError
+from streams.replay.producer import ReplayOptions, replay
+from streams.settings import PACKAGE_DIR, Settings
+from streams.topics import ensure_topics
+
+KAFKA_SCRIPT = PACKAGE_DIR.parent / "deploy" / "local" / "kafka"
+LOG_DIR = Path(os.environ.get("SOCIAL_STREAMS_CACHE", Path.home() / ".cache" / "social-streams")) / "demo"
+
+
+def start_broker() -> tuple[str, bool]:
+    """(bootstrap, whether this call started the broker)."""
+    if os.environ.get("KAFKA_BOOTSTRAP"):
+        return os.environ["KAFKA_BOOTSTRAP"], False
+    was_running = subprocess.run([str(KAFKA_SCRIPT), "status"], capture_output=True).returncode == 0
+    started = subprocess.run([str(KAFKA_SCRIPT), "start"], stdout=subprocess.PIPE, text=True)
+    if started.returncode != 0:
+        raise StreamsError("the local Kafka broker did not start (see the line above)")
+    return started.stdout.strip().splitlines()[-1], not was_running
+
+
+def start_workers(settings: Settings, count: int) -> list[subprocess.Popen[bytes]]:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    workers = []
+    for index in range(count):
+        env = {**os.environ, "KAFKA_BOOTSTRAP": settings.bootstrap, "STREAMS_WEB_PORT": str(settings.web_port + index)}
+        log = (LOG_DIR / f"worker-{index}.log").open("wb")
+        workers.append(
+            subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=log)
+        )
+    return workers
+
+
+def wait_healthy(settings: Settings, workers: list[subprocess.Popen[bytes]], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    for index, worker in enumerate(workers):
+        url = f"http://127.0.0.1:{settings.web_port + index}/health"
+        while True:
+            if worker.poll() is not None:
+                raise StreamsError(f"worker {index} exited with {worker.returncode}: see {LOG_DIR}/worker-{index}.log")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise StreamsError(f"worker {index} not healthy after {timeout_s:.0f}s: see {LOG_DIR}")
+            time.sleep(0.5)
+
+
+def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    console = Console(highlight=False)
+    bootstrap, started_broker = start_broker()
+    settings = dataclasses.replace(settings, bootstrap=bootstrap)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        ensure_topics(settings)
+        workers = start_workers(settings, args.workers or os.cpu_count() or 1)
+        console.print(f"[bold]broker[/] {bootstrap}  [bold]workers[/] {len(workers)}  logs {LOG_DIR}")
+        wait_healthy(settings, workers)
+        return show_replay(console, settings, args)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if started_broker:
+            subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+
+
+def show_replay(console: Console, settings: Settings, args: argparse.Namespace) -> int:
+    """Replay in a thread once the tail is positioned; show every enriched post."""
+    ready = threading.Event()
+    options = ReplayOptions(args.file, args.limit, args.rate, None, args.bad, seed=int(time.time()))
+
+    def produce() -> None:
+        ready.wait()
+        replay(settings.bootstrap, settings.topic_raw, options, progress=False)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    started = time.monotonic()
+    count = 0
+    for key, value in records(settings.bootstrap, settings.topic_enriched, False, args.limit, 60, ready):
+        count += 1
+        console.print(render(key, value), no_wrap=True, overflow="ellipsis")
+    elapsed = time.monotonic() - started
+    console.print(
+        f"[bold green]{count} enriched posts[/] in {elapsed:.1f}s ({count / elapsed:.0f} posts/s end to end); "
+        f"{args.bad} malformed messages were sent to {settings.topic_deadletter} "
+        f"(social-streams tail {settings.topic_deadletter} --from-beginning)"
+    )
+    return 0 if count == args.limit else 1

@@ -1,0 +1,103 @@
+"""posts.raw -> posts.enriched / posts.flagged / posts.deadletter on a real broker."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import orjson
+import pytest
+
+from streams.replay.malformed import CASES, malformed
+from streams.replay.sources import read_posts
+from streams.replay.synthetic import SyntheticPosts
+from tests.conftest import shared_data_or_skip
+from tests.integration.conftest import Pipeline
+
+pytestmark = pytest.mark.integration
+
+
+def synthetic(count: int, seed: int) -> list[tuple[bytes, bytes]]:
+    posts = SyntheticPosts(seed=seed)
+    return [(p["id"].encode(), orjson.dumps(p)) for p in (posts.post(i) for i in range(count))]
+
+
+def bad_messages(count: int) -> tuple[list[tuple[bytes, bytes]], dict[bytes, str]]:
+    pairs, reasons = [], {}
+    for index in range(count):
+        reason, payload = malformed(index)
+        key = f"bad-{index}".encode()
+        pairs.append((key, payload))
+        reasons[key] = reason.value
+    return pairs, reasons
+
+
+def assert_exactly_once(records: list[tuple[bytes | None, dict]], expected_keys: set[bytes]) -> None:
+    counts = Counter(key for key, _ in records)
+    assert set(counts) == expected_keys
+    assert max(counts.values()) == 1, [k for k, c in counts.items() if c > 1][:5]
+
+
+def test_every_input_comes_out_once_as_enriched_post_or_dead_letter(pipeline: Pipeline) -> None:
+    pipeline.start_worker()
+    good = synthetic(300, seed=1)
+    bad, reasons = bad_messages(len(CASES) * 2)
+    replayed = random.Random(3).sample(good, 25)  # the same ids again: published once
+    mixed = good + bad + replayed
+    random.Random(5).shuffle(mixed)
+    pipeline.produce(mixed)
+
+    enriched = pipeline.consume("enriched", len(good))
+    dead = pipeline.consume("deadletter", len(bad))
+
+    assert_exactly_once(enriched, {key for key, _ in good})
+    assert_exactly_once(dead, set(reasons))
+    for key, record in dead:
+        assert record["error"]["type"] == reasons[key], record
+        assert record["source"]["topic"] == pipeline.topics["raw"]
+        assert record["original"] is not None
+    for key, record in enriched:
+        assert record["id"].encode() == key
+        assert record["schema_version"] == 1
+        assert record["sentiment"]["label"] in ("negative", "neutral", "positive")
+        assert record["moderation"]["action"] in ("allow", "review", "block")
+        assert len(record["embedding"]) == 384
+    flagged = pipeline.consume("flagged", 0, timeout_s=10, settle_s=1)
+    expected_flagged = {k for k, r in enriched if r["moderation"]["action"] != "allow"}
+    assert {k for k, _ in flagged} == expected_flagged
+
+
+def test_invalid_utf8_is_dead_lettered_with_its_bytes_in_base64(pipeline: Pipeline) -> None:
+    pipeline.start_worker()
+    raw = b'{"id": "x", "text": "\xff\xfe broken"}'
+    pipeline.produce([(b"broken", raw)])
+    [(key, record)] = pipeline.consume("deadletter", 1)
+    assert key == b"broken"
+    assert record["error"] == {"stage": "parse", "type": "invalid_utf8", "message": "invalid UTF-8 at byte 21"}
+    assert record["original_encoding"] == "base64"
+
+
+def test_a_worker_killed_mid_replay_loses_no_post(pipeline: Pipeline) -> None:
+    worker = pipeline.start_worker()
+    good = synthetic(600, seed=2)
+    pipeline.produce(good)
+    pipeline.consume("enriched", 100, settle_s=0)  # the worker is mid-stream
+    pipeline.kill(worker)
+    pipeline.start_worker()
+    enriched = pipeline.consume("enriched", len(good), settle_s=2)
+    assert {key for key, _ in enriched} == {key for key, _ in good}
+
+
+def test_real_tweets_are_enriched(pipeline: Pipeline) -> None:
+    path = shared_data_or_skip("semeval2017/twitter-2016dev-A.tsv")
+    pipeline.start_worker()
+    tweets = list(read_posts(path))[:500]
+    pairs = [(orjson.loads(v)["id"].encode(), v) for v in tweets]
+    unique = {key for key, _ in pairs}
+    bad, _ = bad_messages(50)
+    pipeline.produce(pairs + bad)
+    enriched = pipeline.consume("enriched", len(unique))
+    assert_exactly_once(enriched, unique)
+    assert len(pipeline.consume("deadletter", 50)) == 50
+    labels = Counter(record["sentiment"]["label"] for _, record in enriched)
+    assert set(labels) == {"negative", "neutral", "positive"}
