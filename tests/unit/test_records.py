@@ -1,0 +1,43 @@
+"""Output records: dead letters and the normalised post."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+
+from streams.errors import InvalidPost, Reason, Stage
+from streams.ingest.parse import parse_post
+from streams.records import Source, dead_letter, hashtags_of, iso_utc, normalised_post
+
+SOURCE = Source("posts.raw", 3, 42, 1_767_225_600_000)
+
+
+def test_dead_letter_names_stage_reason_and_source() -> None:
+    error = InvalidPost(Reason.INVALID_JSON, "invalid JSON: x", Stage.PARSE)
+    record = dead_letter(error, SOURCE, b"{broken", 1_767_225_600_123)
+    assert record["error"] == {"stage": "parse", "type": "invalid_json", "message": "invalid JSON: x"}
+    assert record["source"] == {"topic": "posts.raw", "partition": 3, "offset": 42, "timestamp": 1_767_225_600_000}
+    assert record["original"] == "{broken"
+    assert record["received_at"] == "2026-01-01T00:00:00.123Z"
+    orjson.dumps(record)
+
+
+def test_dead_letter_keeps_non_utf8_bytes_as_base64() -> None:
+    error = InvalidPost(Reason.INVALID_UTF8, "bad", Stage.PARSE)
+    record = dead_letter(error, SOURCE, b"\xff\xfe", 0)
+    assert record["original_encoding"] == "base64"
+    assert base64.b64decode(record["original"]) == b"\xff\xfe"
+
+
+def test_hashtags_come_from_the_text_when_not_given() -> None:
+    post = parse_post(orjson.dumps({"id": 1, "user_id": 2, "text": "Go #Team #team and #Win!", "created_at": 0}), 1 << 20)
+    assert hashtags_of(post) == ["team", "win"]
+
+
+def test_normalised_post_has_utc_time_and_keeps_unknown_fields() -> None:
+    raw = {"id": 1, "user_id": 2, "text": "hi", "created_at": "2026-01-01T01:00:00+01:00", "x": [1]}
+    record = normalised_post(parse_post(orjson.dumps(raw), 1 << 20))
+    assert record["created_at"] == "2026-01-01T00:00:00.000Z"
+    assert record["x"] == [1]
+    assert iso_utc(0) == "1970-01-01T00:00:00.000Z"

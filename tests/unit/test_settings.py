@@ -1,0 +1,44 @@
+"""Settings: defaults, and one clear line for each invalid value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from streams.errors import SettingsError
+from streams.settings import Settings
+
+
+def test_defaults_are_valid() -> None:
+    settings = Settings.from_env({})
+    assert settings.topic_raw == "posts.raw"
+    assert settings.guarantee == "at_least_once"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STREAMS_BATCH_SIZE": "many"}, "STREAMS_BATCH_SIZE='many' is not a valid int"),
+        ({"STREAMS_BATCH_SIZE": "0"}, "STREAMS_BATCH_SIZE must be at least 1"),
+        ({"STREAMS_GUARANTEE": "maybe"}, "STREAMS_GUARANTEE must be one of at_least_once, exactly_once"),
+        ({"STREAMS_BATCH_LINGER_S": "0"}, "STREAMS_BATCH_LINGER_S must be above 0"),
+        ({"STREAMS_REVIEW_THRESHOLD": "0.95"}, "STREAMS_REVIEW_THRESHOLD and STREAMS_BLOCK_THRESHOLD"),
+        ({"STREAMS_STORE": "redis://"}, "STREAMS_STORE must be memory:// or rocksdb://"),
+    ],
+)
+def test_invalid_values_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env(env)
+
+
+def test_the_cli_fails_with_one_line_on_a_bad_setting() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "settings"],
+        env={"STREAMS_PARTITIONS": "-2", "PATH": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "social-streams: STREAMS_PARTITIONS must be at least 1"
