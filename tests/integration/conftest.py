@@ -33,11 +33,13 @@ def bootstrap() -> Iterator[str]:
         yield os.environ["KAFKA_BOOTSTRAP"]
         return
     env = {**os.environ, "KAFKA_PORT": os.environ.get("KAFKA_TEST_PORT", "19092")}
+    already_running = subprocess.run([str(KAFKA_SCRIPT), "status"], env=env, capture_output=True).returncode == 0
     started = subprocess.run([str(KAFKA_SCRIPT), "start"], env=env, stdout=subprocess.PIPE, text=True, check=True)
     try:
         yield started.stdout.strip().splitlines()[-1]
     finally:
-        subprocess.run([str(KAFKA_SCRIPT), "stop"], env=env, check=False)
+        if not already_running:  # leave a broker someone else started
+            subprocess.run([str(KAFKA_SCRIPT), "stop"], env=env, check=False)
 
 
 def free_port() -> int:

@@ -1,0 +1,127 @@
+"""End-to-end throughput of the pipeline on the real broker with real tweets.
+
+    python benchmarks/pipeline_throughput.py [--posts 10000] [--bad 1000] [--workers 2]
+
+Replays SemEval-2017 tweets from ../shared/data (or synthetic posts with
+--synthetic) plus malformed messages into fresh topics, runs the workers, and
+prints the time until every post is enriched and every malformed message is
+dead-lettered, with the counts checked exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from streams.demo import start_broker, start_workers, wait_healthy  # noqa: E402
+from streams.replay.malformed import malformed  # noqa: E402
+from streams.replay.sources import read_posts  # noqa: E402
+from streams.replay.synthetic import SyntheticPosts  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from streams.topics import ensure_topics  # noqa: E402
+
+SEMEVAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "semeval2017"
+
+
+def real_tweets(count: int) -> list[bytes]:
+    if not SEMEVAL.is_dir():
+        sys.exit(f"{SEMEVAL} is missing: use --synthetic, or place the shared data folder there")
+    seen: set[str] = set()
+    posts: list[bytes] = []
+    for path in sorted(SEMEVAL.glob("*.tsv")):
+        for value in read_posts(path):
+            post_id = orjson.loads(value)["id"]
+            if post_id not in seen:
+                seen.add(post_id)
+                posts.append(value)
+    return posts[:count]
+
+
+def count_records(consumer: KafkaConsumer, topic: str, expected: int, timeout_s: float) -> tuple[Counter[bytes], float]:
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    keys: Counter[bytes] = Counter()
+    deadline = time.monotonic() + timeout_s
+    while sum(keys.values()) < expected and time.monotonic() < deadline:
+        for messages in consumer.poll(timeout_ms=200).values():
+            keys.update(m.key for m in messages)
+    return keys, time.monotonic()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument("--bad", type=int, default=1_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--synthetic", action="store_true")
+    args = parser.parse_args()
+
+    bootstrap, started_broker = start_broker()
+    name = f"bench{uuid.uuid4().hex[:6]}"
+    settings = dataclasses.replace(
+        Settings.from_env(), bootstrap=bootstrap, app_id=name, partitions=args.partitions,
+        topic_raw=f"{name}.raw", topic_enriched=f"{name}.enriched",
+        topic_flagged=f"{name}.flagged", topic_deadletter=f"{name}.deadletter",
+    )  # fmt: skip
+    posts = (
+        [orjson.dumps(p) for p in itertools.islice(SyntheticPosts(seed=11), args.posts)]
+        if args.synthetic
+        else real_tweets(args.posts)
+    )
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10)
+    for index in range(args.bad):
+        _, payload = malformed(index)
+        producer.send(settings.topic_raw, key=f"bad-{index}".encode(), value=payload)
+    for value in posts:
+        producer.send(settings.topic_raw, key=orjson.loads(value)["id"].encode(), value=value)
+    producer.flush()
+    print(f"queued {len(posts)} posts and {args.bad} malformed messages on {settings.topic_raw}")
+
+    import os
+
+    for var, value in (("STREAMS_APP_ID", name), ("STREAMS_PARTITIONS", str(args.partitions)),
+                       ("STREAMS_TOPIC_RAW", settings.topic_raw), ("STREAMS_TOPIC_ENRICHED", settings.topic_enriched),
+                       ("STREAMS_TOPIC_FLAGGED", settings.topic_flagged),
+                       ("STREAMS_TOPIC_DEADLETTER", settings.topic_deadletter)):  # fmt: skip
+        os.environ[var] = value
+    workers = start_workers(settings, args.workers)
+    try:
+        wait_healthy(settings, workers)
+        started = time.monotonic()
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        enriched, done = count_records(consumer, settings.topic_enriched, len(posts), timeout_s=1800)
+        dead, _ = count_records(consumer, settings.topic_deadletter, args.bad, timeout_s=60)
+        elapsed = done - started
+        print(f"workers: {args.workers} process(es), partitions: {args.partitions}")
+        print(f"enriched: {sum(enriched.values())} records, {len(enriched)} distinct ids (expected {len(posts)})")
+        print(f"dead letters: {sum(dead.values())} (expected {args.bad})")
+        print(f"throughput: {len(posts) / elapsed:.0f} posts/s ({elapsed:.1f}s from a consuming worker to the last post)")
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
+        if started_broker:
+            import subprocess
+
+            from streams.demo import KAFKA_SCRIPT
+
+            subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+
+
+if __name__ == "__main__":
+    main()
