@@ -50,7 +50,7 @@ def main() -> None:
     texts, source = tweets(args.posts)
     batches = [int(b) for b in args.batches.split(",")]
     print(f"{len(texts)} posts of {source}; posts/s of TextModel.predict, all heads and explanations")
-    print(f"| variant | size MB | threads | " + " | ".join(f"batch {b}" for b in batches) + " |")
+    print("| variant | size MB | threads | " + " | ".join(f"batch {b}" for b in batches) + " |")
     print("|---|---|---|" + "---|" * len(batches))
     for folder in folders:
         for threads in (int(t) for t in args.threads.split(",")):

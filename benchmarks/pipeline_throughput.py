@@ -109,7 +109,9 @@ def main() -> None:
         print(f"workers: {args.workers} process(es), partitions: {args.partitions}")
         print(f"enriched: {sum(enriched.values())} records, {len(enriched)} distinct ids (expected {len(posts)})")
         print(f"dead letters: {sum(dead.values())} (expected {args.bad})")
-        print(f"throughput: {len(posts) / elapsed:.0f} posts/s ({elapsed:.1f}s from a consuming worker to the last post)")
+        print(
+            f"throughput: {len(posts) / elapsed:.0f} posts/s ({elapsed:.1f}s from a consuming worker to the last post)"
+        )
     finally:
         for worker in workers:
             worker.terminate()

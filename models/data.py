@@ -38,8 +38,7 @@ class Split:
 def _require(path: Path) -> Path:
     if not path.exists():
         sys.exit(
-            f"missing training data: {path} (place the shared data folder at {DATA_DIR}; "
-            f"public sources: {SOURCES})"
+            f"missing training data: {path} (place the shared data folder at {DATA_DIR}; public sources: {SOURCES})"
         )
     return path
 

@@ -9,10 +9,9 @@ per-token terms, which makes the explanation exact and nearly free.
 from __future__ import annotations
 
 import torch
+from data import HEADS
 from torch import nn
 from transformers import AutoModel
-
-from data import HEADS
 
 
 def content_mask(attention_mask: torch.Tensor) -> torch.Tensor:

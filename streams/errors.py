@@ -11,10 +11,10 @@ dead-letter topic. The other errors stop start-up with one clear line.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Stage(str, Enum):
+class Stage(StrEnum):
     """Where in the pipeline a post was rejected."""
 
     PARSE = "parse"
@@ -23,7 +23,7 @@ class Stage(str, Enum):
     PUBLISH = "publish"
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why a post went to the dead-letter topic: one code per cause."""
 
     INVALID_UTF8 = "invalid_utf8"

@@ -38,7 +38,12 @@ ENV: list[tuple[str, str, str, str]] = [
     ("batch_linger_s", "STREAMS_BATCH_LINGER_S", "0.05", "Longest wait for a micro-batch to fill, seconds"),
     ("model_dir", "STREAMS_MODEL_DIR", str(DEFAULT_MODEL_DIR), "Model folder the worker serves"),
     ("model_threads", "STREAMS_MODEL_THREADS", "1", "ONNX Runtime intra-op threads per worker"),
-    ("max_text_chars", "STREAMS_MAX_TEXT_CHARS", "10000", "Text longer than this is truncated for the model (the output keeps it whole)"),
+    (
+        "max_text_chars",
+        "STREAMS_MAX_TEXT_CHARS",
+        "10000",
+        "Text longer than this is truncated for the model (the output keeps it whole)",
+    ),
     ("max_message_bytes", "STREAMS_MAX_MESSAGE_BYTES", "1048576", "Larger raw messages are dead-lettered"),
     ("dedupe_ttl_s", "STREAMS_DEDUPE_TTL_S", "86400", "How long a post id is remembered, seconds"),
     ("review_threshold", "STREAMS_REVIEW_THRESHOLD", "0.5", "Moderation score at or above which a post is reviewed"),

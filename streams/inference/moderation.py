@@ -24,9 +24,7 @@ class Decision:
 
 def decide(head_scores: dict[str, dict[str, float]], thresholds: Thresholds) -> Decision:
     """Block at or above the block threshold, review at or above review, else allow."""
-    scores = {
-        head: head_scores[head][label] for head, label in MODERATED_LABELS.items() if head in head_scores
-    }
+    scores = {head: head_scores[head][label] for head, label in MODERATED_LABELS.items() if head in head_scores}
     reasons = sorted(head for head, score in scores.items() if score >= thresholds.review)
     if any(score >= thresholds.block for score in scores.values()):
         action = BLOCK

@@ -32,11 +32,7 @@ def strip_controls(text: str) -> str:
 
     The zero-width joiner stays so emoji sequences keep their meaning.
     """
-    return "".join(
-        ch
-        for ch in text
-        if ch in "\t\n\r " or ch == "\u200d" or unicodedata.category(ch)[0] != "C"
-    )
+    return "".join(ch for ch in text if ch in "\t\n\r " or ch == "\u200d" or unicodedata.category(ch)[0] != "C")
 
 
 def clean_text(text: str) -> str:

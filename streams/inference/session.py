@@ -135,9 +135,7 @@ class TextModel:
         ]
 
     def _postprocess(
-        self,
-        text: str,
-        encoding: Encoding, logits: np.ndarray, token_logits: np.ndarray, embedding: np.ndarray
+        self, text: str, encoding: Encoding, logits: np.ndarray, token_logits: np.ndarray, embedding: np.ndarray
     ) -> Prediction:
         heads: dict[str, HeadResult] = {}
         for head, part in self.manifest.head_slices.items():

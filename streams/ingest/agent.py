@@ -101,9 +101,7 @@ class EnrichAgent:
 
     async def publish(self, outputs: list[Output]) -> None:
         """Send every output and wait until the broker has acknowledged each."""
-        pending = [
-            await self.rt.topics[o.topic].send(key=o.key, value=orjson.dumps(o.value)) for o in outputs
-        ]
+        pending = [await self.rt.topics[o.topic].send(key=o.key, value=orjson.dumps(o.value)) for o in outputs]
         results = await asyncio.gather(*pending, return_exceptions=True)
         retry: list[Output] = []
         for output, result in zip(outputs, results, strict=True):
@@ -144,7 +142,9 @@ def install_enrich(runtime: Runtime) -> EnrichAgent:
     # concurrency=1: with more, Faust may commit past an in-flight event.
     @runtime.app.agent(source, name="enrich", concurrency=1)
     async def enrich(stream: StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_linger_s):
+        # take_events is faust-streaming API that its StreamT interface does not declare.
+        batches = stream.take_events(settings.batch_size, within=settings.batch_linger_s)  # type: ignore[attr-defined]
+        async for events in batches:
             await agent.process(list(events))
 
     @runtime.app.timer(PURGE_INTERVAL_S)

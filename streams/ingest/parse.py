@@ -91,7 +91,9 @@ def parse_timestamp(raw: Any) -> int:
             raise InvalidPost(Reason.INVALID_TIMESTAMP, f"'created_at' {raw!r} is not epoch milliseconds")
         return int(raw)
     if not isinstance(raw, str):
-        raise InvalidPost(Reason.INVALID_TIMESTAMP, f"'created_at' must be a string or number, got {type(raw).__name__}")
+        raise InvalidPost(
+            Reason.INVALID_TIMESTAMP, f"'created_at' must be a string or number, got {type(raw).__name__}"
+        )
     try:
         when = dt.datetime.fromisoformat(raw.strip().replace("z", "Z"))
     except ValueError:

@@ -136,7 +136,9 @@ class Pipeline:
         producer.flush()
         producer.close()
 
-    def consume(self, topic: str, expected: int, timeout_s: float = 120, settle_s: float = 3.0) -> list[tuple[bytes | None, dict]]:
+    def consume(
+        self, topic: str, expected: int, timeout_s: float = 120, settle_s: float = 3.0
+    ) -> list[tuple[bytes | None, dict]]:
         """Every record of ``topic``: waits until ``expected`` arrived, then a little longer for extras."""
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         name = self.topics.get(topic, topic)

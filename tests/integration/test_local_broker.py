@@ -14,7 +14,9 @@ pytestmark = pytest.mark.integration
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["/bin/bash", str(KAFKA_SCRIPT), *args], env={**os.environ, **env}, capture_output=True, text=True)
+    return subprocess.run(
+        ["/bin/bash", str(KAFKA_SCRIPT), *args], env={**os.environ, **env}, capture_output=True, text=True
+    )
 
 
 def test_start_is_idempotent_and_prints_the_bootstrap(bootstrap: str) -> None:

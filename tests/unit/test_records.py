@@ -31,7 +31,9 @@ def test_dead_letter_keeps_non_utf8_bytes_as_base64() -> None:
 
 
 def test_hashtags_come_from_the_text_when_not_given() -> None:
-    post = parse_post(orjson.dumps({"id": 1, "user_id": 2, "text": "Go #Team #team and #Win!", "created_at": 0}), 1 << 20)
+    post = parse_post(
+        orjson.dumps({"id": 1, "user_id": 2, "text": "Go #Team #team and #Win!", "created_at": 0}), 1 << 20
+    )
     assert hashtags_of(post) == ["team", "win"]
 
 

@@ -1,0 +1,43 @@
+"""The score command on the served model, and argument errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streams.cli", *args], input=stdin, capture_output=True, text=True)
+
+
+def test_score_prints_one_object_per_input_line(tmp_path: Path) -> None:
+    source = tmp_path / "texts.jsonl"
+    source.write_text('{"text": "What a wonderful morning!"}\nplain line of text\n\n😂😂\n', encoding="utf-8")
+    result = run_cli("score", str(source))
+    assert result.returncode == 0, result.stderr
+    lines = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [line["text"] for line in lines] == ["What a wonderful morning!", "plain line of text", "", "😂😂"]
+    first = lines[0]
+    assert set(first) >= {"sentiment", "offensive", "hate", "emotion", "moderation", "explanation", "language"}
+    assert first["moderation"]["action"] in ("allow", "review", "block")
+
+
+def test_score_reads_stdin() -> None:
+    result = run_cli("score", stdin="this is awful\n")
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout)["text"] == "this is awful"
+
+
+def test_a_missing_model_folder_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("score", "--model", str(tmp_path / "none"), stdin="x\n")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("does not exist (set STREAMS_MODEL_DIR or --model)")
+
+
+def test_invalid_arguments_are_rejected() -> None:
+    result = run_cli("replay", "--rate", "-3")
+    assert result.returncode == 2
+    assert "must be above 0" in result.stderr
