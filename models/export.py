@@ -24,6 +24,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from card import render as render_card  # noqa: E402
 from data import HEADS, SOURCES  # noqa: E402
 from evaluate import evaluate_folder  # noqa: E402
 from network import MultiTaskModel  # noqa: E402
@@ -100,6 +101,7 @@ def build(checkpoint: Path, out: Path, version: str, quantise: bool, training: d
     metrics = evaluate_folder(out)
     write_manifest(out, version, quantise, {"training": training, "metrics_val": metrics})
     print(orjson.dumps(metrics, option=orjson.OPT_INDENT_2).decode())
+    (out / "MODEL_CARD.md").write_text(render_card(out), encoding="utf-8")
 
 
 def main() -> None:

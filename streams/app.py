@@ -34,6 +34,7 @@ class Runtime:
     model: TextModel
     metrics: Metrics
     topics: dict[str, TopicT] = field(default_factory=dict)
+    last_batch_at: float = 0.0  # epoch seconds of the last finished batch, for /health
     # One inference thread per worker: ONNX Runtime parallelises inside a
     # batch, and a second concurrent batch would only compete for the cores.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "inference"))

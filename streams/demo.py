@@ -46,10 +46,10 @@ def start_workers(settings: Settings, count: int) -> list[subprocess.Popen[bytes
     workers = []
     for index in range(count):
         env = {**os.environ, "KAFKA_BOOTSTRAP": settings.bootstrap, "STREAMS_WEB_PORT": str(settings.web_port + index)}
-        log = (LOG_DIR / f"worker-{index}.log").open("wb")
-        workers.append(
-            subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=log)
-        )
+        with (LOG_DIR / f"worker-{index}.log").open("wb") as log:  # the child keeps its own handle
+            workers.append(
+                subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=log)
+            )
     return workers
 
 

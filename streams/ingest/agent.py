@@ -131,7 +131,8 @@ class EnrichAgent:
         if valid:
             outputs += await self.enrich(valid)
         await self.publish(outputs)
-        self.metrics.last_batch_at.set_to_current_time()
+        self.rt.last_batch_at = time.time()
+        self.metrics.last_batch_at.set(self.rt.last_batch_at)
 
 
 def install_enrich(runtime: Runtime) -> EnrichAgent:

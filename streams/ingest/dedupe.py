@@ -32,6 +32,11 @@ def processing(event: EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def expired_ids(entries: list[tuple[str, list[int] | None]], now_ms: int, ttl_ms: int) -> list[tuple[str, int]]:
+    """(post id, partition) of the entries first seen more than ``ttl_ms`` ago."""
+    return [(key, value[1]) for key, value in entries if value is not None and now_ms - value[0] > ttl_ms]
+
+
 class SeenPosts:
     def __init__(self, app: faust.App, partitions: int, ttl_s: int) -> None:
         self.ttl_ms = ttl_s * 1000
@@ -51,11 +56,7 @@ class SeenPosts:
 
     def purge(self, now_ms: int) -> int:
         """Forget ids older than the time-to-live; return how many."""
-        expired = [
-            (key, value[1])
-            for key, value in list(self.table.data.items())
-            if value is not None and now_ms - value[0] > self.ttl_ms
-        ]
+        expired = expired_ids(list(self.table.data.items()), now_ms, self.ttl_ms)
         for key, partition in expired:
             self.table.data.pop(key, None)
             self.table.send_changelog(partition, key, None, value_serializer="raw")

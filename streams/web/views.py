@@ -9,8 +9,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.app import Runtime
 
-# A consuming worker finishes a batch at least every linger interval when
-# posts arrive; without posts the stream is idle, not unhealthy.
 
 
 def install_views(runtime: Runtime) -> None:
@@ -27,8 +25,10 @@ def install_views(runtime: Runtime) -> None:
         async def get(self, request: Request) -> Response:
             consumer = app.consumer
             assigned = sorted(f"{tp.topic}[{tp.partition}]" for tp in consumer.assignment())
-            last = runtime.metrics.last_batch_at._value.get()
-            healthy = app.rebalancing is False
+            last = runtime.last_batch_at
+            # Without posts the stream is idle, not unhealthy: health is about
+            # being in the group with partitions to consume.
+            healthy = not app.rebalancing
             return self.json(
                 {
                     "status": "ok" if healthy else "rebalancing",

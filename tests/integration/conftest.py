@@ -92,10 +92,10 @@ class Pipeline:
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         port = free_port()
-        log = (self.log_dir / f"worker-{len(self.workers)}.log").open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=self.env(port), stdout=log, stderr=log, cwd=ROOT
-        )
+        with (self.log_dir / f"worker-{len(self.workers)}.log").open("ab") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"], env=self.env(port), stdout=log, stderr=log, cwd=ROOT
+            )
         self.workers.append(worker)
         self.ports.append(port)
         self.wait_healthy(worker, port)

@@ -101,3 +101,13 @@ def test_real_tweets_are_enriched(pipeline: Pipeline) -> None:
     assert len(pipeline.consume("deadletter", 50)) == 50
     labels = Counter(record["sentiment"]["label"] for _, record in enriched)
     assert set(labels) == {"negative", "neutral", "positive"}
+
+
+def test_exactly_once_mode_publishes_every_post_once(pipeline: Pipeline) -> None:
+    pipeline.extra_env["STREAMS_GUARANTEE"] = "exactly_once"
+    pipeline.start_worker()
+    good = synthetic(200, seed=4)
+    bad, _ = bad_messages(10)
+    pipeline.produce(good + bad)
+    assert_exactly_once(pipeline.consume("enriched", len(good)), {key for key, _ in good})
+    assert len(pipeline.consume("deadletter", len(bad))) == len(bad)

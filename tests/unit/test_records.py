@@ -43,3 +43,10 @@ def test_normalised_post_has_utc_time_and_keeps_unknown_fields() -> None:
     assert record["created_at"] == "2026-01-01T00:00:00.000Z"
     assert record["x"] == [1]
     assert iso_utc(0) == "1970-01-01T00:00:00.000Z"
+
+
+def test_dedupe_forgets_ids_older_than_the_ttl() -> None:
+    from streams.ingest.dedupe import expired_ids
+
+    entries = [("old", [1_000, 2]), ("new", [9_000, 0]), ("gone", None)]
+    assert expired_ids(entries, now_ms=10_000, ttl_ms=5_000) == [("old", 2)]
