@@ -1,6 +1,6 @@
 """Write MODEL_CARD.md for a model folder from its manifest and live examples.
 
-    python models/card.py [models/social-minilm]
+python models/card.py [models/social-minilm]
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ EXAMPLES = [
 
 
 def examples_table(model: TextModel) -> str:
-    rows = ["| text | sentiment | emotion | offensive | top words (weight toward the sentiment label) |", "|---|---|---|---|---|"]
+    rows = [
+        "| text | sentiment | emotion | offensive | top words (weight toward the sentiment label) |",
+        "|---|---|---|---|---|",
+    ]
     for text, p in zip(EXAMPLES, model.predict(EXAMPLES), strict=True):
         words = ", ".join(f"{c.token} ({c.weight:+.2f})" for c in p.explanation[:4])
         sentiment = p.heads["sentiment"]

@@ -10,7 +10,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams.app import Runtime
 
 
-
 def install_views(runtime: Runtime) -> None:
     app = runtime.app
 
