@@ -17,6 +17,7 @@ from faust.types import TopicT
 from streams.inference.moderation import Thresholds
 from streams.inference.session import TextModel
 from streams.metrics import Metrics
+from streams.privacy.policy import PrivacyPolicy
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Runtime:
     app: faust.App
     model: TextModel
     metrics: Metrics
+    privacy: PrivacyPolicy
     topics: dict[str, TopicT] = field(default_factory=dict)
     last_batch_at: float = 0.0  # epoch seconds of the last finished batch, for /health
     # One inference thread per worker: ONNX Runtime parallelises inside a
@@ -77,8 +79,11 @@ def raw_topic(app: faust.App, name: str, settings: Settings) -> TopicT:
 
 def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime:
     app = create_app(settings)
+    privacy = PrivacyPolicy.create(settings.pseudonym_key(), settings.redact_enriched, settings.redact_flagged)
+    if settings.dev_mode and not (settings.pseudonym_secret or settings.pseudonym_secret_file):
+        log.warning("development mode: user ids are pseudonymised with a public key, which protects nothing")
     model = model or TextModel(settings.model_dir, settings.model_threads, settings.max_text_chars)
-    runtime = Runtime(settings, app, model, Metrics())
+    runtime = Runtime(settings, app, model, Metrics(), privacy)
     for name in (settings.topic_raw, *settings.output_topics):
         runtime.topics[name] = raw_topic(app, name, settings)
     runtime.metrics.model_info.info({"text": model.manifest.tag})

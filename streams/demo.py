@@ -46,6 +46,8 @@ def start_workers(settings: Settings, count: int) -> list[subprocess.Popen[bytes
     workers = []
     for index in range(count):
         env = {**os.environ, "KAFKA_BOOTSTRAP": settings.bootstrap, "STREAMS_WEB_PORT": str(settings.web_port + index)}
+        if not (settings.pseudonym_secret or settings.pseudonym_secret_file):
+            env["STREAMS_DEV_MODE"] = "1"  # the demo runs without a key; workers log that it protects nothing
         with (LOG_DIR / f"worker-{index}.log").open("wb") as log:  # the child keeps its own handle
             workers.append(
                 subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=log)

@@ -42,12 +42,13 @@ def hashtags_of(post: RawPost) -> list[str]:
     return list(dict.fromkeys(tag.lstrip("#").casefold() for tag in tags if tag.strip("# ")))
 
 
-def normalised_post(post: RawPost) -> dict[str, Any]:
-    """The input with its core fields normalised; unknown fields are kept as they came."""
+def normalised_post(post: RawPost, user: str) -> dict[str, Any]:
+    """The input with its core fields normalised and ``user_id`` replaced by ``user``
+    (its pseudonym); unknown fields are kept as they came."""
     record = dict(post.fields)
     record.update(
         id=post.id,
-        user_id=post.user_id,
+        user_id=user,
         text=post.text,
         created_at=iso_utc(post.created_at_ms),
         created_at_ms=post.created_at_ms,
@@ -58,13 +59,14 @@ def normalised_post(post: RawPost) -> dict[str, Any]:
 
 def enriched(
     post: RawPost,
+    user: str,
     prediction: Prediction,
     decision: Decision,
     model_tag: str,
     timing: dict[str, float],
 ) -> dict[str, Any]:
     heads = prediction.heads
-    record = normalised_post(post)
+    record = normalised_post(post, user)
     record.update(
         schema_version=SCHEMA_VERSION,
         sentiment={"label": heads["sentiment"].label, "scores": heads["sentiment"].scores},
@@ -81,7 +83,9 @@ def enriched(
     return record
 
 
-def dead_letter(error: InvalidPost, source: Source, original: bytes | None, received_ms: int) -> dict[str, Any]:
+def dead_letter(
+    error: InvalidPost, source: Source, original: bytes | None, received_ms: int, user_id_pseudonymised: bool = False
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "error": {"stage": error.stage.value, "type": error.reason.value, "message": error.message},
@@ -94,6 +98,8 @@ def dead_letter(error: InvalidPost, source: Source, original: bytes | None, rece
         "received_at": iso_utc(received_ms),
     }
     record.update(original_payload(original))
+    if user_id_pseudonymised:
+        record["original_altered"] = "user_id pseudonymised"
     return record
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.errors import SettingsError
+from streams.privacy.pseudonym import DEV_SECRET
+from streams.privacy.redact import parse_kinds
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = PACKAGE_DIR.parent / "models" / "social-minilm"
@@ -48,11 +50,37 @@ ENV: list[tuple[str, str, str, str]] = [
     ("dedupe_ttl_s", "STREAMS_DEDUPE_TTL_S", "86400", "How long a post id is remembered, seconds"),
     ("review_threshold", "STREAMS_REVIEW_THRESHOLD", "0.5", "Moderation score at or above which a post is reviewed"),
     ("block_threshold", "STREAMS_BLOCK_THRESHOLD", "0.9", "Moderation score at or above which a post is blocked"),
+    (
+        "pseudonym_secret",
+        "STREAMS_PSEUDONYM_SECRET",
+        "",
+        "Key of the user-id pseudonyms (HMAC-SHA256, 16+ bytes); never logged",
+    ),
+    (
+        "pseudonym_secret_file",
+        "STREAMS_PSEUDONYM_SECRET_FILE",
+        "",
+        "File holding that key (for example a mounted Secret)",
+    ),
+    ("dev_mode", "STREAMS_DEV_MODE", "0", "1 = development mode: a fixed, public pseudonym key when none is given"),
+    (
+        "redact_enriched",
+        "STREAMS_REDACT_ENRICHED",
+        "email,phone,card,ip,address",
+        "PII kinds masked in posts.enriched text (kinds: email, phone, card, ip, address, mention; empty = none)",
+    ),
+    (
+        "redact_flagged",
+        "STREAMS_REDACT_FLAGGED",
+        "email,phone,card,ip,address",
+        "PII kinds masked in posts.flagged text",
+    ),
     ("web_port", "STREAMS_WEB_PORT", "6066", "Port of the worker's HTTP server (metrics, health)"),
     ("log_level", "STREAMS_LOG_LEVEL", "info", "Log level: debug, info, warning, error"),
 ]
 
 GUARANTEES = ("at_least_once", "exactly_once")
+SECRETS = {"pseudonym_secret"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -81,6 +109,11 @@ class Settings:
     dedupe_ttl_s: int
     review_threshold: float
     block_threshold: float
+    pseudonym_secret: str
+    pseudonym_secret_file: str
+    dev_mode: int
+    redact_enriched: str
+    redact_flagged: str
     web_port: int
     log_level: str
 
@@ -113,10 +146,41 @@ class Settings:
         )
         _require(self.store.startswith(("memory://", "rocksdb://")), "STREAMS_STORE", "must be memory:// or rocksdb://")
         _require(bool(self.bootstrap.strip()), "KAFKA_BOOTSTRAP", "must name at least one host:port")
+        _require(self.dev_mode in (0, 1), "STREAMS_DEV_MODE", "must be 0 or 1")
+        for var, kinds in (
+            ("STREAMS_REDACT_ENRICHED", self.redact_enriched),
+            ("STREAMS_REDACT_FLAGGED", self.redact_flagged),
+        ):
+            try:
+                parse_kinds(kinds)
+            except ValueError as exc:
+                raise SettingsError(f"{var}: {exc}") from None
+
+    def pseudonym_key(self) -> bytes:
+        """The pseudonymisation key; refuses to go on without one outside dev mode."""
+        if self.pseudonym_secret_file:
+            path = Path(self.pseudonym_secret_file)
+            if not path.is_file():
+                raise SettingsError(f"STREAMS_PSEUDONYM_SECRET_FILE {path} does not exist")
+            key = path.read_bytes().strip()
+        else:
+            key = self.pseudonym_secret.encode()
+        if not key:
+            if self.dev_mode:
+                return DEV_SECRET
+            raise SettingsError(
+                "no pseudonymisation key: set STREAMS_PSEUDONYM_SECRET (16+ bytes) or "
+                "STREAMS_PSEUDONYM_SECRET_FILE, or STREAMS_DEV_MODE=1 for a public development key"
+            )
+        _require(len(key) >= 16, "STREAMS_PSEUDONYM_SECRET", "must be at least 16 bytes long")
+        return key
 
     def describe(self) -> dict[str, str]:
         """Every setting by variable name, for the start-up log."""
-        return {var: str(getattr(self, name)) for name, var, _, _ in ENV}
+        return {
+            var: "***" if name in SECRETS and getattr(self, name) else str(getattr(self, name))
+            for name, var, _, _ in ENV
+        }
 
     @property
     def output_topics(self) -> list[str]:

@@ -56,7 +56,8 @@ class EnrichAgent:
 
     def dead(self, event: EventT, error: InvalidPost) -> Output:
         self.metrics.dead_letters.labels(error.reason.value).inc()
-        record = dead_letter(error, source_of(event), event.value, now_ms())
+        original, altered = self.rt.privacy.dead_letter_original(event.value)
+        record = dead_letter(error, source_of(event), original, now_ms(), altered)
         return Output(self.settings.topic_deadletter, event.key, record, event)
 
     def triage(self, events: list[EventT]) -> tuple[list[tuple[EventT, RawPost]], list[Output]]:
@@ -82,7 +83,7 @@ class EnrichAgent:
         posts = [post for _, post in valid]
         loop = asyncio.get_running_loop()
         results, seconds = await loop.run_in_executor(
-            self.rt.executor, enrich_batch, self.rt.model, posts, self.rt.thresholds
+            self.rt.executor, enrich_batch, self.rt.model, posts, self.rt.thresholds, self.rt.privacy
         )
         self.metrics.inference_seconds.labels(self.rt.model.manifest.tag).observe(seconds)
         self.metrics.batch_size.observe(len(posts))
@@ -94,9 +95,9 @@ class EnrichAgent:
                 continue
             key = post.id.encode()
             outputs.append(Output(self.settings.topic_enriched, key, result.record, event, post.id))
-            self.metrics.moderation.labels(result.action).inc()
-            if result.action != "allow":
-                outputs.append(Output(self.settings.topic_flagged, key, result.record, event))
+            self.metrics.moderation.labels(result.record["moderation"]["action"]).inc()
+            if result.flagged is not None:
+                outputs.append(Output(self.settings.topic_flagged, key, result.flagged, event))
         return outputs
 
     async def publish(self, outputs: list[Output]) -> None:

@@ -16,6 +16,7 @@ from streams.errors import InvalidPost, Reason, Stage
 from streams.inference.moderation import Thresholds, decide
 from streams.inference.session import Prediction, TextModel
 from streams.ingest.parse import RawPost
+from streams.privacy.policy import PrivacyPolicy
 from streams.records import enriched
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Enriched:
-    record: dict[str, Any] | None
+    record: dict[str, Any] | None  # for posts.enriched
     error: InvalidPost | None
-    action: str | None = None
+    flagged: dict[str, Any] | None = None  # for posts.flagged, when moderation says review or block
 
 
 def _predict_each(model: TextModel, texts: list[str]) -> list[Prediction | InvalidPost]:
@@ -46,7 +47,9 @@ def predict_batch(model: TextModel, texts: list[str]) -> list[Prediction | Inval
         return list(_predict_each(model, texts))
 
 
-def enrich_batch(model: TextModel, posts: list[RawPost], thresholds: Thresholds) -> tuple[list[Enriched], float]:
+def enrich_batch(
+    model: TextModel, posts: list[RawPost], thresholds: Thresholds, privacy: PrivacyPolicy
+) -> tuple[list[Enriched], float]:
     """Enriched records (or model errors) in input order, and the model's seconds."""
     started = time.perf_counter()
     predictions = predict_batch(model, [post.text for post in posts]) if posts else []
@@ -60,6 +63,9 @@ def enrich_batch(model: TextModel, posts: list[RawPost], thresholds: Thresholds)
         scores = {head: result.scores for head, result in prediction.heads.items()}
         decision = decide(scores, thresholds)
         timing = {"model_ms_per_post": per_post_ms, "batch_size": len(posts)}
-        record = enriched(post, prediction, decision, model.manifest.tag, timing)
-        results.append(Enriched(record, None, decision.action))
+        record = enriched(post, privacy.pseudonymize(post.user_id), prediction, decision, model.manifest.tag, timing)
+        flagged = None
+        if decision.action != "allow":
+            flagged = privacy.published(record, post.text, privacy.flagged_kinds)
+        results.append(Enriched(privacy.published(record, post.text, privacy.enriched_kinds), None, flagged))
     return results, model_seconds

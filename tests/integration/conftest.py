@@ -25,6 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = ROOT / "deploy" / "local" / "kafka"
 pytestmark = pytest.mark.integration
+PSEUDONYM_SECRET = "integration-tests-pseudonym-key"
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +88,7 @@ class Pipeline:
             "STREAMS_PARTITIONS": str(self.partitions),
             "STREAMS_WEB_PORT": str(port),
             "STREAMS_BATCH_SIZE": "32",
+            "STREAMS_PSEUDONYM_SECRET": PSEUDONYM_SECRET,
             **self.extra_env,
         }
 

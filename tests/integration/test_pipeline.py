@@ -8,11 +8,12 @@ from collections import Counter
 import orjson
 import pytest
 
+from streams.privacy.pseudonym import Pseudonymizer
 from streams.replay.malformed import CASES, malformed
 from streams.replay.sources import read_posts
 from streams.replay.synthetic import SyntheticPosts
 from tests.conftest import shared_data_or_skip
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import PSEUDONYM_SECRET, Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +57,11 @@ def test_every_input_comes_out_once_as_enriched_post_or_dead_letter(pipeline: Pi
         assert record["error"]["type"] == reasons[key], record
         assert record["source"]["topic"] == pipeline.topics["raw"]
         assert record["original"] is not None
+    raw_users = {orjson.loads(value)["id"]: orjson.loads(value)["user_id"] for _, value in good}
+    pseudonym = Pseudonymizer(PSEUDONYM_SECRET.encode())
     for key, record in enriched:
         assert record["id"].encode() == key
+        assert record["user_id"] == pseudonym(raw_users[record["id"]])  # never the raw id
         assert record["schema_version"] == 1
         assert record["sentiment"]["label"] in ("negative", "neutral", "positive")
         assert record["moderation"]["action"] in ("allow", "review", "block")

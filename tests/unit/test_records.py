@@ -39,7 +39,8 @@ def test_hashtags_come_from_the_text_when_not_given() -> None:
 
 def test_normalised_post_has_utc_time_and_keeps_unknown_fields() -> None:
     raw = {"id": 1, "user_id": 2, "text": "hi", "created_at": "2026-01-01T01:00:00+01:00", "x": [1]}
-    record = normalised_post(parse_post(orjson.dumps(raw), 1 << 20))
+    record = normalised_post(parse_post(orjson.dumps(raw), 1 << 20), "u_pseudonym")
+    assert record["user_id"] == "u_pseudonym"
     assert record["created_at"] == "2026-01-01T00:00:00.000Z"
     assert record["x"] == [1]
     assert iso_utc(0) == "1970-01-01T00:00:00.000Z"

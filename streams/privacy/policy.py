@@ -1,0 +1,48 @@
+"""What may leave the worker: pseudonymous user ids, and text with PII masked per topic.
+
+The model reads the original text inside the worker; only the published copy
+is redacted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.privacy.pseudonym import Pseudonymizer
+from streams.privacy.redact import parse_kinds, redact
+
+
+@dataclass(frozen=True)
+class PrivacyPolicy:
+    pseudonymize: Pseudonymizer
+    enriched_kinds: tuple[str, ...]
+    flagged_kinds: tuple[str, ...]
+
+    @classmethod
+    def create(cls, key: bytes, enriched: str, flagged: str) -> PrivacyPolicy:
+        return cls(Pseudonymizer(key), parse_kinds(enriched), parse_kinds(flagged))
+
+    def published(self, record: dict[str, Any], original_text: str, kinds: tuple[str, ...]) -> dict[str, Any]:
+        """A copy of ``record`` whose text has the given PII kinds masked."""
+        text, found = redact(original_text, kinds)
+        return {**record, "text": text, "privacy": {"redacted": found, "policy": list(kinds)}}
+
+    def dead_letter_original(self, original: bytes | None) -> tuple[bytes | None, bool]:
+        """The original bytes, with a readable ``user_id`` replaced by its pseudonym.
+
+        Bytes that do not parse as a JSON object cannot be inspected and are
+        kept as they came: their user id, if any, cannot be located.
+        """
+        if original is None:
+            return None, False
+        try:
+            value = orjson.loads(original)
+        except orjson.JSONDecodeError:
+            return original, False
+        if not isinstance(value, dict) or not isinstance(value.get("user_id"), str | int):
+            return original, False
+        value["user_id"] = self.pseudonymize(str(value["user_id"]).strip())
+        return orjson.dumps(value), True
