@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 from faust.types import TopicT
@@ -36,6 +37,7 @@ class Runtime:
     metrics: Metrics
     privacy: PrivacyPolicy
     topics: dict[str, TopicT] = field(default_factory=dict)
+    profiles: Any = None  # the ProfilesAgent, for the web views
     last_batch_at: float = 0.0  # epoch seconds of the last finished batch, for /health
     # One inference thread per worker: ONNX Runtime parallelises inside a
     # batch, and a second concurrent batch would only compete for the cores.
@@ -93,7 +95,9 @@ def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime
 
 def install_agents(runtime: Runtime) -> None:
     from streams.ingest.agent import install_enrich
+    from streams.profiles.agent import install_profiles
     from streams.web.views import install_views
 
     install_enrich(runtime)
+    runtime.profiles = install_profiles(runtime)
     install_views(runtime)

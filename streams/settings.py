@@ -75,6 +75,24 @@ ENV: list[tuple[str, str, str, str]] = [
         "email,phone,card,ip,address",
         "PII kinds masked in posts.flagged text",
     ),
+    (
+        "profile_publish_interval_s",
+        "STREAMS_PROFILE_PUBLISH_INTERVAL_S",
+        "30",
+        "Least time between two publications of one user's profile, seconds",
+    ),
+    (
+        "compacted_segment_ms",
+        "STREAMS_COMPACTED_SEGMENT_MS",
+        "3600000",
+        "segment.ms of compacted topics: how soon old values (and erased users) can be compacted away",
+    ),
+    (
+        "tombstone_retention_ms",
+        "STREAMS_TOMBSTONE_RETENTION_MS",
+        "86400000",
+        "delete.retention.ms of compacted topics: how long tombstones stay readable",
+    ),
     ("web_port", "STREAMS_WEB_PORT", "6066", "Port of the worker's HTTP server (metrics, health)"),
     ("log_level", "STREAMS_LOG_LEVEL", "info", "Log level: debug, info, warning, error"),
 ]
@@ -114,6 +132,9 @@ class Settings:
     dev_mode: int
     redact_enriched: str
     redact_flagged: str
+    profile_publish_interval_s: float
+    compacted_segment_ms: int
+    tombstone_retention_ms: int
     web_port: int
     log_level: str
 
@@ -146,6 +167,9 @@ class Settings:
         )
         _require(self.store.startswith(("memory://", "rocksdb://")), "STREAMS_STORE", "must be memory:// or rocksdb://")
         _require(bool(self.bootstrap.strip()), "KAFKA_BOOTSTRAP", "must name at least one host:port")
+        _require(self.profile_publish_interval_s >= 0, "STREAMS_PROFILE_PUBLISH_INTERVAL_S", "must be 0 or more")
+        _require(self.compacted_segment_ms >= 1, "STREAMS_COMPACTED_SEGMENT_MS", "must be at least 1")
+        _require(self.tombstone_retention_ms >= 0, "STREAMS_TOMBSTONE_RETENTION_MS", "must be 0 or more")
         _require(self.dev_mode in (0, 1), "STREAMS_DEV_MODE", "must be 0 or 1")
         for var, kinds in (
             ("STREAMS_REDACT_ENRICHED", self.redact_enriched),

@@ -32,6 +32,15 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     ]
 
 
+def compaction_config(settings: Settings) -> dict[str, str]:
+    return {
+        "cleanup.policy": "compact",
+        "segment.ms": str(settings.compacted_segment_ms),
+        "delete.retention.ms": str(settings.tombstone_retention_ms),
+        "min.cleanable.dirty.ratio": "0.01",
+    }
+
+
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the missing pipeline topics; return the names created."""
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap.split(","), client_id=f"{settings.app_id}-admin")
@@ -40,7 +49,7 @@ def ensure_topics(settings: Settings) -> list[str]:
         wanted = [spec for spec in pipeline_topics(settings) if spec.name not in existing]
         created: list[str] = []
         for spec in wanted:
-            config = {"cleanup.policy": "compact"} if spec.compacted else {}
+            config = compaction_config(settings) if spec.compacted else {}
             topic = NewTopic(spec.name, settings.partitions, settings.replication, topic_configs=config)
             try:
                 admin.create_topics([topic])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.app import Runtime
+from streams.profiles.fold import published_profile
 
 
 def install_views(runtime: Runtime) -> None:
@@ -18,6 +20,21 @@ def install_views(runtime: Runtime) -> None:
         async def get(self, request: Request) -> Response:
             body = generate_latest(runtime.metrics.registry)
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    if runtime.profiles is not None:
+        table = runtime.profiles.table
+
+        @app.page("/profiles/{user}/")
+        class ProfileView(View):
+            """One profile by pseudonymous id, served by the worker that owns its partition."""
+
+            @app.table_route(table=table, match_info="user")
+            async def get(self: View, request: Request, *args: Any, **params: Any) -> Response:
+                user = str(params["user"])
+                profile = table.get(user)
+                if profile is None:
+                    return self.json({"error": f"no profile for {user}"}, status=404)
+                return self.json(published_profile(profile))
 
     @app.page("/health")
     class HealthView(View):

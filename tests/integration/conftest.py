@@ -70,6 +70,7 @@ class Pipeline:
             "enriched": f"{self.name}.enriched",
             "flagged": f"{self.name}.flagged",
             "deadletter": f"{self.name}.deadletter",
+            "erasure": f"{self.name}.erasure",
         }
 
     def env(self, port: int) -> dict[str, str]:
@@ -131,10 +132,10 @@ class Pipeline:
             except subprocess.TimeoutExpired:
                 worker.kill()
 
-    def produce(self, pairs: list[tuple[bytes | None, bytes]]) -> None:
+    def produce(self, pairs: list[tuple[bytes | None, bytes]], topic: str = "raw") -> None:
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, max_request_size=8 << 20)
         for key, value in pairs:
-            producer.send(self.topics["raw"], key=key, value=value)
+            producer.send(self.topics.get(topic, topic), key=key, value=value)
         producer.flush()
         producer.close()
 
