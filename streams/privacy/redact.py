@@ -27,7 +27,8 @@ _EMAIL = re.compile(
 )
 _CARD = re.compile(r"(?<![\d-])(?:\d[ \-]?){12,18}\d(?![\d-])")
 _PHONE = re.compile(
-    r"(?<![\w+/.$€£])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,5}\)[\s.\-]?)?\d{2,5}(?:[\s.\-]\d{2,5}){1,5}(?![\w/%])"
+    r"(?<![\w+/.$€£])\+\d{1,3}[\s.\-]?(?:\(\d{1,5}\)[\s.\-]?)?\d{1,5}(?:[\s.\-]\d{1,8}){1,5}(?![\w/%])"
+    r"|(?<![\w+/.$€£])(?:\(\d{1,5}\)[\s.\-]?)?\d{2,5}(?:[\s.\-]\d{2,8}){1,5}(?![\w/%])"
     r"|(?<![\w+/.$€£])\+\d{7,15}(?!\w)"
     r"|(?<![\w+/.$€£])0\d{9,11}(?!\w)"
 )
@@ -46,6 +47,7 @@ _ADDRESS = re.compile(
 )
 _MENTION = re.compile(r"(?<![\w@])@\w{1,50}")
 # Not phone numbers: dates, times, and version strings.
+_DATE_PREFIX = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}\b")
 _DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
 
 
@@ -86,7 +88,7 @@ def _phones(folded: str) -> Iterable[tuple[int, int]]:
     for match in _PHONE.finditer(folded):
         span = match.group().strip()
         digits = _digits(span)
-        if not 7 <= len(digits) <= 15 or _DATE.match(span):
+        if not 7 <= len(digits) <= 15 or _DATE.match(span) or _DATE_PREFIX.match(span):
             continue
         if not (span.startswith(("+", "(", "0")) or len(re.split(r"[\s.\-]", span)) >= 3 or len(digits) >= 10):
             continue  # a bare group like "2024 1500" is more likely a number than a phone
