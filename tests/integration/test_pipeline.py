@@ -14,6 +14,7 @@ from streams.replay.sources import read_posts
 from streams.replay.synthetic import SyntheticPosts
 from tests.conftest import shared_data_or_skip
 from tests.integration.conftest import PSEUDONYM_SECRET, Pipeline
+from tests.schema import validate_all
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,10 @@ def test_every_input_comes_out_once_as_enriched_post_or_dead_letter(pipeline: Pi
         assert record["sentiment"]["label"] in ("negative", "neutral", "positive")
         assert record["moderation"]["action"] in ("allow", "review", "block")
         assert len(record["embedding"]) == 384
+    validate_all("posts.enriched", [record for _, record in enriched])
+    validate_all("posts.deadletter", [record for _, record in dead])
     flagged = pipeline.consume("flagged", 0, timeout_s=10, settle_s=1)
+    validate_all("posts.flagged", [record for _, record in flagged])
     expected_flagged = {k for k, r in enriched if r["moderation"]["action"] != "allow"}
     assert {k for k, _ in flagged} == expected_flagged
 

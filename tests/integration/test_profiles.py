@@ -14,6 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 from streams.privacy.pseudonym import Pseudonymizer
 from streams.replay.synthetic import SyntheticPosts
 from tests.integration.conftest import PSEUDONYM_SECRET, Pipeline
+from tests.schema import validate_all
 
 pytestmark = pytest.mark.integration
 PSEUDONYM = Pseudonymizer(PSEUDONYM_SECRET.encode())
@@ -73,6 +74,7 @@ def test_profiles_are_built_and_an_erasure_leaves_nothing(pipeline: Pipeline) ->
         return latest
 
     wait_until(lambda: {k.decode(): v["posts"] for k, v in latest_profiles().items()} == dict(per_user))
+    validate_all("users.profiles", list(latest_profiles().values()))
     erased_raw, erased = posts[0]["user_id"], PSEUDONYM(posts[0]["user_id"])
     status, profile = get_profile(pipeline, erased)
     assert status == 200 and profile["posts"] == per_user[erased]

@@ -12,7 +12,9 @@ from streams.privacy.redact import DEFAULT_KINDS, redact
 from streams.records import normalised_post
 
 JSON_LEAVES = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text()
-JSON_VALUES = st.recursive(JSON_LEAVES, lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=20)
+JSON_VALUES = st.recursive(
+    JSON_LEAVES, lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=20
+)
 FIELDS = ["id", "user_id", "text", "created_at", "hashtags", "media", "metrics", "lang", "reply_to"]
 POSTS = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=5), JSON_VALUES, max_size=10)
 
