@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+
+from kafka.errors import KafkaError
 
 from streams.errors import StreamsError
 from streams.settings import ENV, Settings
@@ -79,11 +82,13 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, command: str) -> None:
     logging.basicConfig(level=level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
-    # The Kafka clients log every connection at INFO: keep their warnings only.
+    # The Kafka clients log every connection at INFO and every retry at ERROR:
+    # a worker keeps their warnings, a command line tool says it in one line.
+    quiet = logging.WARNING if command == "worker" else logging.CRITICAL
     for noisy in ("kafka", "aiokafka"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+        logging.getLogger(noisy).setLevel(max(quiet, logging.getLogger().level))
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -133,10 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, args.command)
         return run(args, settings)
     except StreamsError as exc:
         print(f"social-streams: {exc}", file=sys.stderr)
+        return 2
+    except KafkaError as exc:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+        print(f"social-streams: cannot reach Kafka at {bootstrap} ({exc}); start it (deploy/local/kafka start) "
+              "or set KAFKA_BOOTSTRAP", file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
         return 130

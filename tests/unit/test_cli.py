@@ -41,3 +41,18 @@ def test_invalid_arguments_are_rejected() -> None:
     result = run_cli("replay", "--rate", "-3")
     assert result.returncode == 2
     assert "must be above 0" in result.stderr
+
+
+def test_an_unreachable_broker_is_one_line() -> None:
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "topics", "create"],
+        env={**os.environ, "KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("social-streams: cannot reach Kafka at 127.0.0.1:1")
+    assert len(result.stderr.strip().splitlines()) == 1
