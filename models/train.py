@@ -78,8 +78,14 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     train_data, _ = load_all()
+    if args.sentiment_sample:
+        keep = rng.sample(range(len(train_data["sentiment"].texts)), args.sentiment_sample)
+        split = train_data["sentiment"]
+        train_data["sentiment"] = Split([split.texts[i] for i in keep], [split.labels[i] for i in keep])
     tok = tokenizer()
     model = MultiTaskModel(str(ENCODER_DIR))
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu"))
     slices = head_slices()
     weights = {h: class_weights(s.labels, len(HEADS[h])) for h, s in train_data.items()}
     params = [
@@ -129,6 +135,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="stop after N batches (smoke runs)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("models/build/checkpoint.pt"))
+    parser.add_argument("--init", type=Path, help="continue from this checkpoint")
+    parser.add_argument("--sentiment-sample", type=int, default=0, help="use only N sentiment tweets (0 = all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train(args)
