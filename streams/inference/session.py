@@ -8,7 +8,7 @@ the logit), and the pooled, L2-normalised embedding.
 from __future__ import annotations
 
 import logging
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,16 +54,19 @@ class TextModel:
         self.tokenizer = self._load_tokenizer()
         # Dynamic int8 quantisation scales activations per call, so a post's
         # scores would depend on its batch-mates: such graphs run one post per
-        # call (measured as fast here: short posts then need no padding).
-        self.sub_batch = 1 if self.manifest.raw.get("batch_dependent") else SUB_BATCH
-        self.session = self._load_session(threads)
-        self._lock = threading.Lock()  # guards nothing hot: only lazy stats
+        # call (as fast here: short posts then need no padding), and use their
+        # threads to run posts side by side rather than inside one small matmul.
+        row_by_row = bool(self.manifest.raw.get("batch_dependent"))
+        self.sub_batch = 1 if row_by_row else SUB_BATCH
+        self.pool = ThreadPoolExecutor(threads, "onnx-rows") if row_by_row and threads > 1 else None
+        self.session = self._load_session(1 if row_by_row else threads)
         log.info(
-            "model %s loaded from %s: provider %s, %d intra-op thread(s)",
+            "model %s loaded from %s: provider %s, %d thread(s), %s",
             self.manifest.tag,
             folder,
             self.session.get_providers()[0],
             threads,
+            "one post per call" if row_by_row else f"batches of up to {SUB_BATCH}",
         )
 
     def _load_tokenizer(self) -> Tokenizer:
@@ -109,11 +112,12 @@ class TextModel:
         prepared = [self.prepare(text) for text in texts]
         encodings = self.tokenizer.encode_batch([text for text, _ in prepared])
         order = sorted(range(len(texts)), key=lambda i: sum(encodings[i].attention_mask))
+        groups = [order[start : start + self.sub_batch] for start in range(0, len(order), self.sub_batch)]
+        batches = [[(prepared[i][0], encodings[i]) for i in rows] for rows in groups]
+        outputs = self.pool.map(self._run, batches) if self.pool else map(self._run, batches)
         results: list[Prediction | None] = [None] * len(texts)
-        for start in range(0, len(order), self.sub_batch):
-            rows = order[start : start + self.sub_batch]
-            batch = [(prepared[i][0], encodings[i]) for i in rows]
-            for row, prediction in zip(rows, self._run(batch), strict=True):
+        for rows, predictions in zip(groups, outputs, strict=True):
+            for row, prediction in zip(rows, predictions, strict=True):
                 results[row] = prediction
         return [
             Prediction(p.heads, p.embedding, p.explanation, p.tokens, prepared[i][1] or p.truncated)
@@ -151,7 +155,7 @@ class TextModel:
         explanation = top_contributions(text, encoding, token_logits[:, part], label_index)
         tokens = sum(encoding.attention_mask)
         truncated = tokens >= self.manifest.max_length and encoding.overflowing != []
-        return Prediction(heads, [round(float(x), 5) for x in embedding], explanation, tokens, truncated)
+        return Prediction(heads, np.round(embedding, 5).tolist(), explanation, tokens, truncated)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
