@@ -59,6 +59,9 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_max_request_size=MAX_RECORD_BYTES,
+        # A batch's outputs are sent together and awaited together: a few ms of
+        # linger packs them into a few requests instead of one request each.
+        producer_linger=0.005,
         consumer_max_fetch_size=MAX_RECORD_BYTES,
         web_port=settings.web_port,
         web_host="0.0.0.0",
@@ -98,6 +101,8 @@ def install_agents(runtime: Runtime) -> None:
     from streams.profiles.agent import install_profiles
     from streams.web.views import install_views
 
-    install_enrich(runtime)
-    runtime.profiles = install_profiles(runtime)
+    if "enrich" in runtime.settings.agent_names:
+        install_enrich(runtime)
+    if "profiles" in runtime.settings.agent_names:
+        runtime.profiles = install_profiles(runtime)
     install_views(runtime)

@@ -32,6 +32,12 @@ ENV: list[tuple[str, str, str, str]] = [
     ("topic_alerts", "STREAMS_TOPIC_ALERTS", "trends.alerts", "Trend spike alerts"),
     ("topic_profiles", "STREAMS_TOPIC_PROFILES", "users.profiles", "User profiles (compacted)"),
     ("topic_erasure", "STREAMS_TOPIC_ERASURE", "control.erasure", "Erasure requests"),
+    (
+        "agents",
+        "STREAMS_AGENTS",
+        "enrich,profiles",
+        "Agents this worker runs (enrich, profiles): scale enrichment and profiles apart",
+    ),
     ("partitions", "STREAMS_PARTITIONS", "4", "Partitions of the topics the app creates"),
     ("replication", "STREAMS_REPLICATION", "1", "Replication factor of the topics the app creates"),
     ("store", "STREAMS_STORE", "memory://", "Table store URL (memory:// or rocksdb://)"),
@@ -98,6 +104,7 @@ ENV: list[tuple[str, str, str, str]] = [
 ]
 
 GUARANTEES = ("at_least_once", "exactly_once")
+AGENTS = ("enrich", "profiles")
 SECRETS = {"pseudonym_secret"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -114,6 +121,7 @@ class Settings:
     topic_alerts: str
     topic_profiles: str
     topic_erasure: str
+    agents: str
     partitions: int
     replication: int
     store: str
@@ -153,6 +161,10 @@ class Settings:
         return settings
 
     def check(self) -> None:
+        unknown = set(self.agent_names) - set(AGENTS)
+        _require(
+            not unknown and bool(self.agent_names), "STREAMS_AGENTS", f"must name one or more of {', '.join(AGENTS)}"
+        )
         _require(self.partitions >= 1, "STREAMS_PARTITIONS", "must be at least 1")
         _require(self.replication >= 1, "STREAMS_REPLICATION", "must be at least 1")
         _require(self.batch_size >= 1, "STREAMS_BATCH_SIZE", "must be at least 1")
@@ -205,6 +217,10 @@ class Settings:
             var: "***" if name in SECRETS and getattr(self, name) else str(getattr(self, name))
             for name, var, _, _ in ENV
         }
+
+    @property
+    def agent_names(self) -> list[str]:
+        return [name.strip() for name in self.agents.split(",") if name.strip()]
 
     @property
     def output_topics(self) -> list[str]:
