@@ -24,7 +24,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streams.demo import start_broker, start_workers, wait_healthy  # noqa: E402
+from streams.demo import start_broker, start_workers, stop_workers, wait_healthy  # noqa: E402
 from streams.replay.malformed import malformed  # noqa: E402
 from streams.replay.sources import read_posts  # noqa: E402
 from streams.replay.synthetic import SyntheticPosts  # noqa: E402
@@ -113,10 +113,7 @@ def main() -> None:
             f"throughput: {len(posts) / elapsed:.0f} posts/s ({elapsed:.1f}s from a consuming worker to the last post)"
         )
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=30)
+        stop_workers(workers)
         if started_broker:
             import subprocess
 

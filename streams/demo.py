@@ -55,6 +55,20 @@ def start_workers(settings: Settings, count: int) -> list[subprocess.Popen[bytes
     return workers
 
 
+def stop_workers(workers: list[subprocess.Popen[bytes]], timeout_s: float = 30) -> None:
+    """SIGTERM, then SIGKILL whatever has not exited within the timeout, and reap all."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    deadline = time.monotonic() + timeout_s
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
 def wait_healthy(settings: Settings, workers: list[subprocess.Popen[bytes]], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     for index, worker in enumerate(workers):
@@ -85,13 +99,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         wait_healthy(settings, workers)
         return show_replay(console, settings, args)
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_workers(workers)
         if started_broker:
             subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
 

@@ -25,10 +25,10 @@ _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
 _EMAIL = re.compile(
     r"(?<![\w.+-])[\w.+-]{1,64}\s?(?:@|\(at\)|\[at\])\s?[\w-]{1,63}(?:\.[\w-]{1,63})*\.[a-z]{2,24}\b", re.I
 )
-_CARD = re.compile(r"(?<![\d-])(?:\d[ \-]?){12,18}\d(?![\d-])")
+_CARD = re.compile(r"(?<![\d-])(?:\d[ \-]{0,3}){12,18}\d(?![\d-])")
 _PHONE = re.compile(
-    r"(?<![\w+/.$€£])\+\d{1,3}[\s.\-]?(?:\(\d{1,5}\)[\s.\-]?)?\d{1,5}(?:[\s.\-]\d{1,8}){1,5}(?![\w/%])"
-    r"|(?<![\w+/.$€£])(?:\(\d{1,5}\)[\s.\-]?)?\d{2,5}(?:[\s.\-]\d{2,8}){1,5}(?![\w/%])"
+    r"(?<![\w+/.$€£])\+\d{1,3}[\s.\-]{0,3}(?:\(\d{1,5}\)[\s.\-]?)?\d{1,5}(?:[\s.\-]{1,3}\d{1,8}){1,5}(?![\w/%])"
+    r"|(?<![\w+/.$€£])(?:\(\d{1,5}\)[\s.\-]?)?\d{2,5}(?:[\s.\-]{1,3}\d{2,8}){1,5}(?![\w/%])"
     r"|(?<![\w+/.$€£])\+\d{7,15}(?!\w)"
     r"|(?<![\w+/.$€£])0\d{9,11}(?!\w)"
 )
@@ -52,10 +52,11 @@ _DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d
 
 
 def fold(text: str) -> str:
-    """The same length as ``text``: compatibility forms to ASCII, invisibles to '-'."""
+    """The same length as ``text``: compatibility forms to ASCII; invisibles, emoji and
+    their modifiers to '-', so ``555📞123📞4567`` reads as ``555-123-4567``."""
     out = []
     for ch in text:
-        if ch in _INVISIBLE:
+        if ch in _INVISIBLE or unicodedata.category(ch) in ("So", "Sk") or "︀" <= ch <= "️":
             out.append("-")
             continue
         folded = unicodedata.normalize("NFKC", ch)

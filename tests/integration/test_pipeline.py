@@ -67,6 +67,8 @@ def test_every_input_comes_out_once_as_enriched_post_or_dead_letter(pipeline: Pi
         assert record["sentiment"]["label"] in ("negative", "neutral", "positive")
         assert record["moderation"]["action"] in ("allow", "review", "block")
         assert len(record["embedding"]) == 384
+    published = orjson.dumps([r for _, r in enriched]).decode() + "".join(str(r["original"]) for _, r in dead)
+    assert not [user for user in set(raw_users.values()) | {"u1"} if f'"{user}"' in published]  # no raw id anywhere
     validate_all("posts.enriched", [record for _, record in enriched])
     validate_all("posts.deadletter", [record for _, record in dead])
     flagged = pipeline.consume("flagged", 0, timeout_s=10, settle_s=1)

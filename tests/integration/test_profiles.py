@@ -104,6 +104,7 @@ def test_profiles_are_built_and_an_erasure_leaves_nothing(pipeline: Pipeline) ->
     wait_until(erased_everywhere, timeout_s=120, poke=poke)
     log = (pipeline.log_dir / "worker-0.log").read_text()
     assert f"erasure done: user {erased}, profile removed" in log
+    assert f"erasure done: user {PSEUDONYM('unknown-0')}, profile not held" in log  # unknown users: audited too
     assert erased_raw not in log.replace(f"user_id={erased_raw}", "")
 
 

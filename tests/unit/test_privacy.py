@@ -45,6 +45,8 @@ def test_the_key_is_masked_in_the_startup_log() -> None:
         ("we moved to 1600 Pennsylvania Avenue last week", "we moved to [address] last week"),
         ("full-width ４１１１ １１１１ １１１１ １１１１", "full-width [card]"),
         ("hidden 555\u200b867\u200b5309 number", "hidden [phone] number"),
+        ("split by emoji 555📞123📞4567 ok", "split by emoji [phone] ok"),
+        ("card 4111🔥1111🔥1111🔥1111", "card [card]"),
     ],
 )
 def test_pii_is_masked(text: str, expected: str) -> None:
