@@ -42,3 +42,12 @@ def test_the_cli_fails_with_one_line_on_a_bad_setting() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "social-streams: STREAMS_PARTITIONS must be at least 1"
+
+
+def test_the_readme_lists_every_setting() -> None:
+    from pathlib import Path
+
+    from streams.settings import ENV
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert [var for _, var, _, _ in ENV if f"| `{var}` |" not in readme] == []
