@@ -8,17 +8,20 @@ so tests and the CLI build apps with their own settings.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.types import TopicT
+from faust.types import EventT, TopicT
 
+from streams.errors import InvalidPost
 from streams.inference.moderation import Thresholds
 from streams.inference.session import TextModel
 from streams.metrics import Metrics
 from streams.privacy.policy import PrivacyPolicy
+from streams.records import Source, dead_letter
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,14 @@ class Runtime:
     # One inference thread per worker: ONNX Runtime parallelises inside a
     # batch, and a second concurrent batch would only compete for the cores.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "inference"))
+
+    def dead_letter_for(self, event: EventT, error: InvalidPost) -> dict[str, Any]:
+        """The dead-letter record of an input event (counted; user id pseudonymised)."""
+        self.metrics.dead_letters.labels(error.reason.value).inc()
+        original, altered = self.privacy.dead_letter_original(event.value)
+        message = event.message
+        source = Source(message.topic, message.partition, message.offset, int(message.timestamp * 1000))
+        return dead_letter(error, source, original, int(time.time() * 1000), altered)
 
     @property
     def thresholds(self) -> Thresholds:

@@ -23,7 +23,6 @@ from streams.errors import InvalidPost, Reason, Stage
 from streams.ingest.dedupe import SeenPosts
 from streams.ingest.enrich import enrich_batch
 from streams.ingest.parse import RawPost, parse_post
-from streams.records import Source, dead_letter
 
 log = logging.getLogger(__name__)
 PURGE_INTERVAL_S = 60.0
@@ -38,11 +37,6 @@ class Output:
     post_id: str | None = None  # set on enriched records: remembered once acknowledged
 
 
-def source_of(event: EventT) -> Source:
-    message = event.message
-    return Source(message.topic, message.partition, message.offset, int(message.timestamp * 1000))
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -55,10 +49,7 @@ class EnrichAgent:
         self.seen = SeenPosts(runtime.app, self.settings.partitions, self.settings.dedupe_ttl_s)
 
     def dead(self, event: EventT, error: InvalidPost) -> Output:
-        self.metrics.dead_letters.labels(error.reason.value).inc()
-        original, altered = self.rt.privacy.dead_letter_original(event.value)
-        record = dead_letter(error, source_of(event), original, now_ms(), altered)
-        return Output(self.settings.topic_deadletter, event.key, record, event)
+        return Output(self.settings.topic_deadletter, event.key, self.rt.dead_letter_for(event, error), event)
 
     def triage(self, events: list[EventT]) -> tuple[list[tuple[EventT, RawPost]], list[Output]]:
         """Split a batch into valid new posts and dead letters; skip duplicates."""

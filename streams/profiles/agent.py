@@ -23,7 +23,6 @@ from streams.errors import InvalidPost, Reason, Stage
 from streams.ingest.dedupe import processing
 from streams.ingest.parse import MAX_ID_CHARS
 from streams.profiles.fold import new_profile, published_profile, update_profile
-from streams.records import Source, dead_letter
 from streams.topics import compaction_config
 
 log = logging.getLogger(__name__)
@@ -91,11 +90,7 @@ class ProfilesAgent:
         await (await self.by_user.send(key=user.encode(), value=orjson.dumps(envelope)))
 
     async def dead_letter(self, event: EventT, error: InvalidPost) -> None:
-        self.rt.metrics.dead_letters.labels(error.reason.value).inc()
-        message = event.message
-        source = Source(message.topic, message.partition, message.offset, int(message.timestamp * 1000))
-        original, altered = self.rt.privacy.dead_letter_original(event.value)
-        record = dead_letter(error, source, original, int(time.time() * 1000), altered)
+        record = self.rt.dead_letter_for(event, error)
         topic = self.rt.topics[self.rt.settings.topic_deadletter]
         await (await topic.send(key=event.key, value=orjson.dumps(record)))
 
