@@ -39,6 +39,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.consumer_lag = Gauge(
+            "streams_consumer_lag",
+            "Records not yet committed, per assigned partition",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.erasures = Counter("streams_erasures_total", "Erasure requests carried out", registry=r)
         self.last_batch_at = Gauge("streams_last_batch_timestamp_seconds", "When the last batch finished", registry=r)
         self.model_info = Info("streams_model", "The model the worker serves", registry=r)

@@ -12,12 +12,29 @@ from streams.app import Runtime
 from streams.profiles.fold import published_profile
 
 
+def update_lag(runtime: Runtime) -> None:
+    """Lag = end offset - committed offset of each assigned partition, from Faust's monitor.
+
+    Computed at scrape time, so it is as fresh as the scrape. Partitions this
+    worker no longer owns are dropped, so a rebalance leaves no stale series.
+    """
+    monitor = runtime.app.monitor
+    gauge = runtime.metrics.consumer_lag
+    gauge.clear()
+    assigned = runtime.app.consumer.assignment()
+    for tp, end in dict(monitor.tp_end_offsets).items():
+        if tp in assigned:
+            committed = monitor.tp_committed_offsets.get(tp, 0)
+            gauge.labels(tp.topic, str(tp.partition)).set(max(0, end - committed))
+
+
 def install_views(runtime: Runtime) -> None:
     app = runtime.app
 
     @app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
+            update_lag(runtime)
             body = generate_latest(runtime.metrics.registry)
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 

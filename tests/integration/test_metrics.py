@@ -40,6 +40,9 @@ def test_counters_and_histograms_move_with_a_replay(pipeline: Pipeline) -> None:
     assert sum(v for (name, _), v in metrics.items() if name == "streams_inference_seconds_count") >= 1
     assert metrics[("streams_end_to_end_seconds_count", ())] == len(good)
     assert sum(v for (name, _), v in metrics.items() if name == "streams_moderation_actions_total") == len(good)
+    lag = {labels: v for (name, labels), v in metrics.items() if name == "streams_consumer_lag"}
+    assert lag and all(value >= 0 for value in lag.values())
+    assert {dict(labels)["topic"] for labels in lag} >= {raw}
     with urllib.request.urlopen(f"http://127.0.0.1:{pipeline.ports[0]}/health", timeout=5) as response:
         health = orjson.loads(response.read())
     assert health["status"] == "ok" and health["last_batch_age_s"] is not None
