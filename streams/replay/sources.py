@@ -52,9 +52,7 @@ def read_table(path: Path, delimiter: str) -> Iterator[bytes]:
     with path.open(encoding="utf-8", newline="") as handle:
         first = handle.readline()
         handle.seek(0)
-        has_header = "text" in first.lower().split(delimiter.strip() or None) or "text" in [
-            c.strip().lower() for c in first.split(delimiter)
-        ]
+        has_header = "text" in [column.strip().lower() for column in first.split(delimiter)]
         if has_header:
             for row in csv.DictReader(handle, delimiter=delimiter):
                 yield orjson.dumps({k: v for k, v in row.items() if k is not None and v not in (None, "")})
