@@ -20,9 +20,9 @@ from faust.types import EventT, StreamT
 
 from streams.app import Runtime, raw_topic
 from streams.errors import InvalidPost, Reason, Stage
-from streams.ingest.dedupe import processing
 from streams.ingest.parse import MAX_ID_CHARS
 from streams.profiles.fold import new_profile, published_profile, update_profile
+from streams.tables import processing
 from streams.topics import compaction_config
 
 log = logging.getLogger(__name__)

@@ -22,10 +22,9 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from streams.demo import stop_workers
+from streams.demo import KAFKA_SCRIPT, stop_workers
 
 ROOT = Path(__file__).resolve().parents[2]
-KAFKA_SCRIPT = ROOT / "deploy" / "local" / "kafka"
 pytestmark = pytest.mark.integration
 PSEUDONYM_SECRET = "integration-tests-pseudonym-key"
 
