@@ -41,6 +41,7 @@ class Runtime:
     privacy: PrivacyPolicy
     topics: dict[str, TopicT] = field(default_factory=dict)
     profiles: Any = None  # the ProfilesAgent, for the web views
+    trends: Any = None  # the TrendsAgent, for the web views
     last_batch_at: float = 0.0  # epoch seconds of the last finished batch, for /health
     # One inference thread per worker: ONNX Runtime parallelises inside a
     # batch, and a second concurrent batch would only compete for the cores.
@@ -93,6 +94,19 @@ def raw_topic(app: faust.App, name: str, settings: Settings) -> TopicT:
     )
 
 
+def internal_topic(app: faust.App, name: str, partitions: int) -> TopicT:
+    """A topic between two agents of the app, of raw bytes, created by Faust."""
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        internal=True,
+    )
+
+
 def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime:
     app = create_app(settings)
     privacy = PrivacyPolicy.create(settings.pseudonym_key(), settings.redact_enriched, settings.redact_flagged)
@@ -110,10 +124,13 @@ def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime
 def install_agents(runtime: Runtime) -> None:
     from streams.ingest.agent import install_enrich
     from streams.profiles.agent import install_profiles
+    from streams.trends.agent import install_trends
     from streams.web.views import install_views
 
     if "enrich" in runtime.settings.agent_names:
         install_enrich(runtime)
     if "profiles" in runtime.settings.agent_names:
         runtime.profiles = install_profiles(runtime)
+    if "trends" in runtime.settings.agent_names:
+        runtime.trends = install_trends(runtime)
     install_views(runtime)

@@ -41,10 +41,11 @@ def start_broker() -> tuple[str, bool]:
     return started.stdout.strip().splitlines()[-1], not was_running
 
 
-def start_workers(settings: Settings, count: int) -> list[subprocess.Popen[bytes]]:
+def start_workers(settings: Settings, count: int, first_index: int = 0) -> list[subprocess.Popen[bytes]]:
+    """Worker processes numbered from ``first_index``: web port and log file follow the number."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     workers = []
-    for index in range(count):
+    for index in range(first_index, first_index + count):
         env = {**os.environ, "KAFKA_BOOTSTRAP": settings.bootstrap, "STREAMS_WEB_PORT": str(settings.web_port + index)}
         if not (settings.pseudonym_secret or settings.pseudonym_secret_file):
             env["STREAMS_DEV_MODE"] = "1"  # the demo runs without a key; workers log that it protects nothing
@@ -69,9 +70,11 @@ def stop_workers(workers: list[subprocess.Popen[bytes]], timeout_s: float = 30) 
             worker.wait()
 
 
-def wait_healthy(settings: Settings, workers: list[subprocess.Popen[bytes]], timeout_s: float = 120) -> None:
+def wait_healthy(
+    settings: Settings, workers: list[subprocess.Popen[bytes]], timeout_s: float = 120, first_index: int = 0
+) -> None:
     deadline = time.monotonic() + timeout_s
-    for index, worker in enumerate(workers):
+    for index, worker in enumerate(workers, start=first_index):
         url = f"http://127.0.0.1:{settings.web_port + index}/health"
         while True:
             if worker.poll() is not None:

@@ -45,6 +45,24 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.trend_mentions = Counter(
+            "streams_trend_mentions_total", "Term mentions read by trends, per outcome", ["outcome"], registry=r
+        )
+        self.trend_posts_skipped = Counter(
+            "streams_trend_posts_skipped_total", "Enriched posts left out of trends, per reason", ["reason"], registry=r
+        )
+        self.trend_windows = Counter(
+            "streams_trend_windows_total", "Final trend windows published, per window type", ["type"], registry=r
+        )
+        self.trend_alerts = Counter(
+            "streams_trend_alerts_total", "Trend spike alerts opened, per severity", ["severity"], registry=r
+        )
+        self.trend_watermark_lag = Gauge(
+            "streams_trend_watermark_lag_seconds",
+            "Wall clock minus the trends watermark (event time), per trends partition",
+            ["partition"],
+            registry=r,
+        )
         self.erasures = Counter("streams_erasures_total", "Erasure requests carried out", registry=r)
         self.last_batch_at = Gauge("streams_last_batch_timestamp_seconds", "When the last batch finished", registry=r)
         self.model_info = Info("streams_model", "The model the worker serves", registry=r)

@@ -17,6 +17,7 @@ from streams.inference.language import detect_language
 from streams.inference.moderation import Decision
 from streams.inference.session import Prediction
 from streams.ingest.parse import RawPost
+from streams.trends.terms import post_terms
 
 SCHEMA_VERSION = 1
 _HASHTAG = re.compile(r"(?<![\w#])#(\w{1,100})")
@@ -73,7 +74,7 @@ def enriched(
         moderation={"scores": decision.scores, "action": decision.action, "reasons": decision.reasons},
         emotion={"label": heads["emotion"].label, "scores": heads["emotion"].scores},
         language=detect_language(post.text),
-        terms={"hashtags": record["hashtags"]},
+        terms=post_terms(post.text, record["hashtags"]),
         embedding=prediction.embedding,
         explanation=[{"token": c.token, "weight": c.weight} for c in prediction.explanation],
         models={"text": model_tag},

@@ -35,8 +35,8 @@ ENV: list[tuple[str, str, str, str]] = [
     (
         "agents",
         "STREAMS_AGENTS",
-        "enrich,profiles",
-        "Agents this worker runs (enrich, profiles): scale enrichment and profiles apart",
+        "enrich,profiles,trends",
+        "Agents this worker runs (enrich, profiles, trends): scale enrichment apart from the rest",
     ),
     ("partitions", "STREAMS_PARTITIONS", "4", "Partitions of the topics the app creates"),
     ("replication", "STREAMS_REPLICATION", "1", "Replication factor of the topics the app creates"),
@@ -99,12 +99,53 @@ ENV: list[tuple[str, str, str, str]] = [
         "86400000",
         "delete.retention.ms of compacted topics: how long tombstones stay readable",
     ),
+    (
+        "trend_kinds",
+        "STREAMS_TREND_KINDS",
+        "hashtag,cashtag,keyword,topic",
+        "Trend term kinds (hashtag, cashtag, keyword, topic); each can be left out",
+    ),
+    ("trend_window_s", "STREAMS_TREND_WINDOW_S", "60", "Tumbling trend window, seconds of event time"),
+    ("trend_hop_size_s", "STREAMS_TREND_HOP_SIZE_S", "600", "Hopping trend window size, seconds (0 = none)"),
+    ("trend_hop_s", "STREAMS_TREND_HOP_S", "60", "Hopping trend window advance, seconds"),
+    ("trend_grace_s", "STREAMS_TREND_GRACE_S", "10", "How late a post may be and still count in its window, seconds"),
+    (
+        "trend_idle_s",
+        "STREAMS_TREND_IDLE_S",
+        "60",
+        "A source partition silent this long (wall seconds) stops holding back the watermark",
+    ),
+    (
+        "trend_max_future_s",
+        "STREAMS_TREND_MAX_FUTURE_S",
+        "300",
+        "Posts dated further than this after their enrichment are left out of trends (metric)",
+    ),
+    ("trend_min_count", "STREAMS_TREND_MIN_COUNT", "2", "Least count of a window published to trends.windows"),
+    ("trend_alert_z", "STREAMS_TREND_ALERT_Z", "5.0", "Spike: standard deviations above the baseline"),
+    (
+        "trend_alert_z_sustained",
+        "STREAMS_TREND_ALERT_Z_SUSTAINED",
+        "3.0",
+        "Spike: ... or this many, two windows in a row",
+    ),
+    ("trend_alert_ratio", "STREAMS_TREND_ALERT_RATIO", "2.0", "Spike: times the baseline mean"),
+    ("trend_alert_min_count", "STREAMS_TREND_ALERT_MIN_COUNT", "5", "Spike: least count in the window"),
+    ("trend_alpha", "STREAMS_TREND_ALPHA", "0.1", "Weight of the newest window in the baseline (EWMA)"),
+    ("trend_forecast_windows", "STREAMS_TREND_FORECAST_WINDOWS", "3", "Windows forecast ahead (Holt)"),
+    (
+        "topic_similarity",
+        "STREAMS_TOPIC_SIMILARITY",
+        "0.55",
+        "Cosine similarity at which a post joins a semantic topic; below it a new topic starts",
+    ),
+    ("topic_max", "STREAMS_TOPIC_MAX", "64", "Most semantic topics; when full, posts far from all get none"),
     ("web_port", "STREAMS_WEB_PORT", "6066", "Port of the worker's HTTP server (metrics, health)"),
     ("log_level", "STREAMS_LOG_LEVEL", "info", "Log level: debug, info, warning, error"),
 ]
 
 GUARANTEES = ("at_least_once", "exactly_once")
-AGENTS = ("enrich", "profiles")
+AGENTS = ("enrich", "profiles", "trends")
 SECRETS = {"pseudonym_secret"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -143,6 +184,22 @@ class Settings:
     profile_publish_interval_s: float
     compacted_segment_ms: int
     tombstone_retention_ms: int
+    trend_kinds: str
+    trend_window_s: int
+    trend_hop_size_s: int
+    trend_hop_s: int
+    trend_grace_s: int
+    trend_idle_s: float
+    trend_max_future_s: int
+    trend_min_count: int
+    trend_alert_z: float
+    trend_alert_z_sustained: float
+    trend_alert_ratio: float
+    trend_alert_min_count: int
+    trend_alpha: float
+    trend_forecast_windows: int
+    topic_similarity: float
+    topic_max: int
     web_port: int
     log_level: str
 
@@ -183,6 +240,7 @@ class Settings:
         _require(self.compacted_segment_ms >= 1, "STREAMS_COMPACTED_SEGMENT_MS", "must be at least 1")
         _require(self.tombstone_retention_ms >= 0, "STREAMS_TOMBSTONE_RETENTION_MS", "must be 0 or more")
         _require(self.dev_mode in (0, 1), "STREAMS_DEV_MODE", "must be 0 or 1")
+        self.check_trends()
         for var, kinds in (
             ("STREAMS_REDACT_ENRICHED", self.redact_enriched),
             ("STREAMS_REDACT_FLAGGED", self.redact_flagged),
@@ -191,6 +249,35 @@ class Settings:
                 parse_kinds(kinds)
             except ValueError as exc:
                 raise SettingsError(f"{var}: {exc}") from None
+
+    def check_trends(self) -> None:
+        from streams.trends.terms import KINDS
+
+        unknown = set(self.trend_kind_names) - set(KINDS)
+        _require(not unknown, "STREAMS_TREND_KINDS", f"may name only {', '.join(KINDS)}")
+        _require(self.trend_window_s >= 1, "STREAMS_TREND_WINDOW_S", "must be at least 1")
+        _require(self.trend_hop_size_s >= 0, "STREAMS_TREND_HOP_SIZE_S", "must be 0 or more")
+        _require(
+            self.trend_hop_size_s == 0 or 1 <= self.trend_hop_s <= self.trend_hop_size_s,
+            "STREAMS_TREND_HOP_S",
+            "must be between 1 and STREAMS_TREND_HOP_SIZE_S",
+        )
+        _require(self.trend_grace_s >= 0, "STREAMS_TREND_GRACE_S", "must be 0 or more")
+        _require(self.trend_idle_s > 0, "STREAMS_TREND_IDLE_S", "must be above 0")
+        _require(self.trend_max_future_s >= 0, "STREAMS_TREND_MAX_FUTURE_S", "must be 0 or more")
+        _require(self.trend_min_count >= 1, "STREAMS_TREND_MIN_COUNT", "must be at least 1")
+        _require(self.trend_alert_z > 0, "STREAMS_TREND_ALERT_Z", "must be above 0")
+        _require(self.trend_alert_z_sustained > 0, "STREAMS_TREND_ALERT_Z_SUSTAINED", "must be above 0")
+        _require(self.trend_alert_ratio >= 1, "STREAMS_TREND_ALERT_RATIO", "must be at least 1")
+        _require(self.trend_alert_min_count >= 1, "STREAMS_TREND_ALERT_MIN_COUNT", "must be at least 1")
+        _require(0 < self.trend_alpha <= 1, "STREAMS_TREND_ALPHA", "must be in (0, 1]")
+        _require(1 <= self.trend_forecast_windows <= 60, "STREAMS_TREND_FORECAST_WINDOWS", "must be 1 to 60")
+        _require(0 < self.topic_similarity < 1, "STREAMS_TOPIC_SIMILARITY", "must be between 0 and 1")
+        _require(1 <= self.topic_max <= 1024, "STREAMS_TOPIC_MAX", "must be 1 to 1024")
+
+    @property
+    def trend_kind_names(self) -> list[str]:
+        return [name.strip() for name in self.trend_kinds.split(",") if name.strip()]
 
     def pseudonym_key(self) -> bytes:
         """The pseudonymisation key; refuses to go on without one outside dev mode."""
@@ -224,7 +311,13 @@ class Settings:
 
     @property
     def output_topics(self) -> list[str]:
-        return [self.topic_enriched, self.topic_flagged, self.topic_deadletter]
+        return [
+            self.topic_enriched,
+            self.topic_flagged,
+            self.topic_deadletter,
+            self.topic_trends,
+            self.topic_alerts,
+        ]
 
 
 def _require(ok: bool, var: str, message: str) -> None:

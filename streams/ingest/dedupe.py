@@ -21,10 +21,10 @@ def expired_ids(entries: list[tuple[str, list[int] | None]], now_ms: int, ttl_ms
 
 
 class SeenPosts:
-    def __init__(self, app: faust.App, partitions: int, ttl_s: int) -> None:
+    def __init__(self, app: faust.App, partitions: int, ttl_s: int, name: str = "seen-post-ids") -> None:
         self.ttl_ms = ttl_s * 1000
         self.table = app.Table(
-            "seen-post-ids",
+            name,
             default=None,
             partitions=partitions,
             help="post id -> [first seen ms, partition], for de-duplication",

@@ -13,6 +13,7 @@ import orjson
 
 from streams.privacy.pseudonym import Pseudonymizer
 from streams.privacy.redact import parse_kinds, redact
+from streams.trends.terms import post_terms
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,13 @@ class PrivacyPolicy:
         return cls(Pseudonymizer(key), parse_kinds(enriched), parse_kinds(flagged))
 
     def published(self, record: dict[str, Any], original_text: str, kinds: tuple[str, ...]) -> dict[str, Any]:
-        """A copy of ``record`` whose text has the given PII kinds masked."""
+        """A copy of ``record`` whose text has the given PII kinds masked.
+
+        Its trend terms are taken from the masked text, so no PII becomes a keyword.
+        """
         text, found = redact(original_text, kinds)
-        return {**record, "text": text, "privacy": {"redacted": found, "policy": list(kinds)}}
+        terms = post_terms(text, record["hashtags"])
+        return {**record, "text": text, "terms": terms, "privacy": {"redacted": found, "policy": list(kinds)}}
 
     def dead_letter_original(self, original: bytes | None) -> tuple[bytes | None, bool]:
         """The original bytes, with a readable ``user_id`` replaced by its pseudonym.

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from faust.types import EventT, StreamT
 
-from streams.app import Runtime, raw_topic
+from streams.app import Runtime, internal_topic, raw_topic
 from streams.errors import InvalidPost, Reason, Stage
 from streams.ingest.parse import MAX_ID_CHARS
 from streams.profiles.fold import new_profile, published_profile, update_profile
@@ -61,15 +61,7 @@ class ProfilesAgent:
             extra_topic_configs=compaction_config(settings),  # erased users leave the changelog too
             help="pseudonymous user id -> profile",
         )
-        self.by_user = runtime.app.topic(
-            f"{settings.app_id}-profiles-by-user",
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-            internal=True,
-        )
+        self.by_user = internal_topic(runtime.app, f"{settings.app_id}-profiles-by-user", settings.partitions)
         self.out = raw_topic(runtime.app, settings.topic_profiles, settings)
         self.last_published: dict[str, float] = {}
         self.dirty: set[str] = set()

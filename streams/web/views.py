@@ -7,9 +7,14 @@ from typing import Any
 
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from streams.app import Runtime
 from streams.profiles.fold import published_profile
+from streams.trends.agent import SEP
+from streams.trends.terms import KINDS
+
+MAX_TOP_K = 1000
 
 
 def update_lag(runtime: Runtime) -> None:
@@ -26,6 +31,66 @@ def update_lag(runtime: Runtime) -> None:
         if tp in assigned:
             committed = monitor.tp_committed_offsets.get(tp, 0)
             gauge.labels(tp.topic, str(tp.partition)).set(max(0, end - committed))
+
+
+def _ident(url: str | URL) -> tuple[str, int]:
+    parsed = URL(str(url))
+    return parsed.host or "", parsed.port or 80
+
+
+async def from_other_workers(runtime: Runtime, table_name: str, request: Request) -> list[Any]:
+    """The JSON answers of the other workers that own partitions of the table, asked with local=1."""
+    app = runtime.app
+    me = _ident(app.conf.canonical_url)
+    answers = []
+    for host in app.router.table_metadata(table_name):
+        if _ident(host) == me:
+            continue
+        url = URL(str(host)).with_path(request.url.path).with_query({**request.query, "local": "1"})
+        async with app.http_client.get(url) as response:
+            if response.status == 200:
+                answers.append(await response.json())
+    return answers
+
+
+def install_trend_views(runtime: Runtime) -> None:
+    app = runtime.app
+    agent = runtime.trends
+
+    @app.page("/trends/top")
+    class TopTrendsView(View):
+        """The top-K terms of a kind in the latest closed tumbling window, over every worker."""
+
+        async def get(self, request: Request) -> Response:
+            kind = request.query.get("kind", "hashtag")
+            try:
+                k = int(request.query.get("k", "20"))
+            except ValueError:
+                k = -1
+            if kind not in KINDS or not 1 <= k <= MAX_TOP_K:
+                return self.json({"error": f"kind must be one of {', '.join(KINDS)}; k 1 to {MAX_TOP_K}"}, status=400)
+            entries = agent.top(kind, k)
+            if request.query.get("local") != "1":
+                for answer in await from_other_workers(runtime, agent.table.name, request):
+                    entries += answer["top"]
+                newest = max((e["window_end"] for e in entries), default=None)
+                entries = sorted((e for e in entries if e["window_end"] == newest), key=lambda e: -e["count"])[:k]
+            return self.json({"kind": kind, "top": entries})
+
+    @app.page("/trends/term")
+    class TermView(View):
+        """One term's open panes and recent closed windows (kind and term as query parameters)."""
+
+        async def get(self, request: Request) -> Response:
+            kind, term = request.query.get("kind", "hashtag"), request.query.get("term", "")
+            state = agent.table.get(f"{kind}{SEP}{term}")
+            if state is not None:
+                return self.json(agent.term_view(state))
+            if request.query.get("local") != "1":
+                answers = await from_other_workers(runtime, agent.table.name, request)
+                if answers:
+                    return self.json(answers[0])
+            return self.json({"error": f"no recent windows for {kind} {term!r}"}, status=404)
 
 
 def install_views(runtime: Runtime) -> None:
@@ -52,6 +117,9 @@ def install_views(runtime: Runtime) -> None:
                 if profile is None:
                     return self.json({"error": f"no profile for {user}"}, status=404)
                 return self.json(published_profile(profile))
+
+    if runtime.trends is not None:
+        install_trend_views(runtime)
 
     @app.page("/health")
     class HealthView(View):

@@ -1,0 +1,258 @@
+"""Event-time windows of one term, kept as panes and closed by the watermark.
+
+Tumbling windows (``window_ms``) and hopping windows (``hop_size_ms`` every
+``hop_ms``) are both unions of panes of ``pane_ms`` = gcd of the three sizes, so
+one mention updates one pane, whatever the number of overlapping windows.
+A window [start, end) is final once the watermark passes ``end + grace_ms``;
+then it is published once and never changes. A mention whose pane is already
+final is late: it is counted by a metric and left out of the windows.
+
+The state of a term is a plain dict (a Faust table value, JSON on the
+changelog); these functions are pure, so the tests check them without Kafka.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from streams.trends import detect
+
+SENTIMENTS = ("negative", "neutral", "positive")
+MAX_USERS_PER_PANE = 500  # unique users are exact up to this many per pane
+SAMPLES_PER_PANE = 3
+HISTORY_WINDOWS = 60  # closed tumbling windows kept for queries
+
+# A pane: [count, negative, neutral, positive, toxic, [users], [sample post ids], capped]
+COUNT, NEG, NEU, POS, TOXIC, USERS, SAMPLES, CAPPED = range(8)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    window_ms: int = 60_000
+    hop_size_ms: int = 600_000  # 0 = no hopping windows
+    hop_ms: int = 60_000
+    grace_ms: int = 10_000
+
+    @property
+    def pane_ms(self) -> int:
+        return math.gcd(self.window_ms, self.hop_size_ms, self.hop_ms) if self.hop_size_ms else self.window_ms
+
+    def boundary(self, watermark_ms: int) -> int:
+        """End of the last final pane: windows ending at or before it are closed."""
+        return ((watermark_ms - self.grace_ms) // self.pane_ms) * self.pane_ms
+
+    def pane_of(self, ts_ms: int) -> int:
+        return (ts_ms // self.pane_ms) * self.pane_ms
+
+    def window_ends(self, pane_start: int) -> list[tuple[str, int]]:
+        """(window type, end) of every window containing the pane."""
+        ends = [("tumbling", (pane_start // self.window_ms + 1) * self.window_ms)]
+        if self.hop_size_ms:
+            first = (pane_start // self.hop_ms + 1) * self.hop_ms
+            last = ((pane_start + self.hop_size_ms) // self.hop_ms) * self.hop_ms
+            ends += [("hopping", end) for end in range(first, last + 1, self.hop_ms)]
+        return ends
+
+    def size_ms(self, window_type: str) -> int:
+        return self.window_ms if window_type == "tumbling" else self.hop_size_ms
+
+
+def new_state(kind: str, term: str, partition: int, label: str | None = None) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "term": term,
+        "label": label,
+        "p": partition,
+        "panes": {},
+        "applied": {},
+        "closed": None,
+        "model": None,
+        "model_end": None,
+        "history": [],
+    }
+
+
+def is_late(state: dict[str, Any], pane_start: int, spec: WindowSpec, watermark_ms: int | None) -> bool:
+    if state["closed"] is not None and pane_start < state["closed"]:
+        return True
+    return watermark_ms is not None and pane_start < spec.boundary(watermark_ms)
+
+
+def add(state: dict[str, Any], mention: list[Any], spec: WindowSpec, watermark_ms: int | None) -> str:
+    """Add one mention [post id, ts ms, user, sentiment index, toxic, source partition, source offset].
+
+    Returns "added", "late", or "duplicate" (already applied from that source
+    offset: a re-sent batch after a restart is not counted twice).
+    """
+    post_id, ts_ms, user, sentiment, toxic, source_partition, source_offset = mention
+    applied = state["applied"].get(str(source_partition))
+    if applied is not None and source_offset <= applied:
+        return "duplicate"
+    state["applied"][str(source_partition)] = source_offset
+    pane_start = spec.pane_of(ts_ms)
+    if is_late(state, pane_start, spec, watermark_ms):
+        return "late"
+    pane = state["panes"].setdefault(str(pane_start), [0, 0, 0, 0, 0, [], [], False])
+    pane[COUNT] += 1
+    pane[NEG + sentiment] += 1
+    pane[TOXIC] += 1 if toxic else 0
+    if user not in pane[USERS]:
+        if len(pane[USERS]) < MAX_USERS_PER_PANE:
+            pane[USERS].append(user)
+        else:
+            pane[CAPPED] = True
+    if len(pane[SAMPLES]) < SAMPLES_PER_PANE:
+        pane[SAMPLES].append(post_id)
+    return "added"
+
+
+def aggregate(panes: list[list[Any]]) -> dict[str, Any]:
+    count = sum(p[COUNT] for p in panes)
+    users: set[str] = set()
+    for pane in panes:
+        users.update(pane[USERS])
+    return {
+        "count": count,
+        "unique_users": len(users),
+        "unique_users_exact": not any(p[CAPPED] for p in panes),
+        "sentiment": {label: round(sum(p[NEG + i] for p in panes) / count, 4) for i, label in enumerate(SENTIMENTS)},
+        "toxicity_rate": round(sum(p[TOXIC] for p in panes) / count, 4),
+        "samples": [post for p in panes for post in p[SAMPLES]],
+    }
+
+
+@dataclass
+class Closed:
+    """What closing a term's windows produced."""
+
+    windows: list[dict[str, Any]]  # every closed window with a count (not yet filtered by support)
+    alerts: list[dict[str, Any]]  # alerts opened by closed tumbling windows
+
+
+def close(
+    state: dict[str, Any], watermark_ms: int, spec: WindowSpec, detector: detect.DetectorSettings, warm: bool
+) -> Closed:
+    """Close every window of the term that ends at or before the watermark's boundary.
+
+    ``warm``: the stream has run long enough that a term seen for the first time
+    is new (baseline 0), not merely new to this worker (baseline = first count).
+    """
+    boundary = spec.boundary(watermark_ms)
+    panes = {int(start): pane for start, pane in state["panes"].items()}
+    if not panes or (state["closed"] is not None and boundary <= state["closed"]):
+        return Closed([], [])
+    ends: set[tuple[str, int]] = set()
+    for start in panes:
+        ends.update(e for e in spec.window_ends(start) if e[1] <= boundary)
+    if state["closed"] is not None:
+        ends = {e for e in ends if e[1] > state["closed"]}
+    result = Closed([], [])
+    for window_type, end in sorted(ends, key=lambda e: (e[1], e[0] != "tumbling")):
+        size = spec.size_ms(window_type)
+        members = [pane for start, pane in panes.items() if end - size <= start < end]
+        if not members:
+            continue
+        window = {"type": window_type, "start": end - size, "end": end, "size_s": size / 1000, **aggregate(members)}
+        if window_type == "tumbling":
+            alert = _observe(state, window, spec, detector, warm)
+            if alert is not None:
+                result.alerts.append(alert)
+        result.windows.append(window)
+    state["panes"] = {
+        str(start): pane for start, pane in panes.items() if max(e for _, e in spec.window_ends(start)) > boundary
+    }
+    state["closed"] = boundary
+    return result
+
+
+def _observe(
+    state: dict[str, Any], window: dict[str, Any], spec: WindowSpec, s: detect.DetectorSettings, warm: bool
+) -> dict[str, Any] | None:
+    """Feed a closed tumbling window to the term's detector; the alert it opens, if any."""
+    count = window["count"]
+    model = state["model"]
+    if model is None:
+        model = state["model"] = detect.new_model(None if warm else count)
+    elif state["model_end"] is not None:
+        detect.skip_empty(model, (window["start"] - state["model_end"]) // spec.window_ms, s)
+    baseline = {"mean": round(model["mean"], 3), "std": round(math.sqrt(max(model["var"], 0.0)), 3)}
+    z, growth = detect.score(model, count), detect.growth(model, count)
+    opened = detect.observe(model, count, s)
+    state["model_end"] = window["end"]
+    window["forecast"] = detect.forecast(model, s)
+    history = state["history"]
+    history.append([window["start"], count])
+    del history[:-HISTORY_WINDOWS]
+    if not opened:
+        return None
+    return {
+        "window": {k: window[k] for k in ("start", "end", "size_s")},
+        "count": count,
+        "baseline": baseline,
+        "score": round(z, 3),
+        "growth": round(growth, 3),
+        "severity": detect.severity(growth),
+        "forecast": window["forecast"],
+        "sample_post_ids": window["samples"][:5],
+    }
+
+
+def next_due(state: dict[str, Any], spec: WindowSpec) -> int | None:
+    """The watermark at which this term next has a window to close."""
+    if not state["panes"]:
+        return None
+    after = state["closed"] if state["closed"] is not None else -(2**62)
+    ends = [end for start in state["panes"] for _, end in spec.window_ends(int(start)) if end > after]
+    return min(ends) + spec.grace_ms
+
+
+def window_record(kind: str, term: str, label: str | None, window: dict[str, Any]) -> dict[str, Any]:
+    """A final window as published to trends.windows."""
+    from streams.records import SCHEMA_VERSION, iso_utc
+
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "term": term,
+        "kind": kind,
+        "label": label,
+        "window": {
+            "type": window["type"],
+            "start": iso_utc(window["start"]),
+            "end": iso_utc(window["end"]),
+            "start_ms": window["start"],
+            "end_ms": window["end"],
+            "size_s": window["size_s"],
+        },
+        "count": window["count"],
+        "unique_users": window["unique_users"],
+        "unique_users_exact": window["unique_users_exact"],
+        "sentiment": window["sentiment"],
+        "toxicity_rate": window["toxicity_rate"],
+        "final": True,
+    }
+    if "forecast" in window:
+        record["forecast"] = window["forecast"]
+    return record
+
+
+def alert_record(kind: str, term: str, label: str | None, alert: dict[str, Any]) -> dict[str, Any]:
+    """An alert as published to trends.alerts."""
+    from streams.records import SCHEMA_VERSION, iso_utc
+
+    window = alert["window"]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "term": term,
+        "kind": kind,
+        "label": label,
+        "window": {
+            "start": iso_utc(window["start"]),
+            "end": iso_utc(window["end"]),
+            "start_ms": window["start"],
+            "end_ms": window["end"],
+            "size_s": window["size_s"],
+        },
+        **{k: alert[k] for k in ("count", "baseline", "score", "growth", "forecast", "severity", "sample_post_ids")},
+    }
