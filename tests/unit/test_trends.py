@@ -1,0 +1,135 @@
+"""The trend windows, detector, watermark and terms, without a broker."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from streams.trends import detect, evaluation, windows
+from streams.trends.detect import DetectorSettings
+from streams.trends.terms import MAX_TERM_CHARS, cashtags, keywords, post_terms
+from streams.trends.topics import TopicClusterer
+from streams.trends.watermarks import PartitionWatermark
+from streams.trends.windows import WindowSpec
+
+SPEC = WindowSpec(window_ms=60_000, hop_size_ms=180_000, hop_ms=60_000, grace_ms=10_000)
+T0 = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
+
+
+def mention(i: int, ts: int, partition: int = 0, user: str = "u1") -> list:
+    return [f"p{i}", ts, user, 2, 0, partition, i]
+
+
+def test_keywords_drop_stop_words_links_mentions_and_huge_words() -> None:
+    text = "RT @bob: The new iPhone launch is tomorrow https://t.co/x " + "z" * 10_000
+    assert keywords(text) == ["new", "new iphone", "iphone", "iphone launch", "launch"]
+    assert all(len(term) <= MAX_TERM_CHARS for term in post_terms("w" * 10_000, ["a" * 10_000])["hashtags"])
+
+
+def test_cashtags_and_redaction_masks() -> None:
+    assert cashtags("buy $aapl and $TSLA, not $5") == ["$AAPL", "$TSLA"]
+    assert keywords("mail me at [email] now") == ["mail"]
+
+
+def test_tumbling_and_hopping_counts_are_exact() -> None:
+    state = windows.new_state("hashtag", "x", 0)
+    times = [T0 + 5_000, T0 + 59_000, T0 + 61_000, T0 + 150_000]
+    for i, ts in enumerate(times):
+        assert windows.add(state, mention(i, ts), SPEC, None) == "added"
+    closed = windows.close(state, T0 + 400_000, SPEC, DetectorSettings(), warm=False)
+    got = {(w["type"], w["start"] - T0): w["count"] for w in closed.windows}
+    reference = evaluation.reference_counts([("x", ts) for ts in times], SPEC, T0 + 390_000)
+    assert got == {(kind, start - T0): count for (_, kind, start), count in reference.items()}
+    assert got[("tumbling", 0)] == 2 and got[("hopping", 0)] == 4 and got[("hopping", -120_000)] == 2
+
+
+def test_a_window_closes_only_after_its_grace_and_a_late_mention_is_left_out() -> None:
+    state = windows.new_state("hashtag", "x", 0)
+    windows.add(state, mention(0, T0 + 1_000), SPEC, None)
+    assert windows.close(state, T0 + 60_000 + 9_999, SPEC, DetectorSettings(), False).windows == []
+    windows.add(state, mention(1, T0 + 2_000), SPEC, T0 + 69_999)  # still within the grace
+    first = windows.close(state, T0 + 70_000, SPEC, DetectorSettings(), False)
+    assert [(w["type"], w["count"]) for w in first.windows] == [("tumbling", 2), ("hopping", 2)]
+    assert windows.add(state, mention(2, T0 + 3_000), SPEC, T0 + 70_000) == "late"
+
+
+def test_a_resent_mention_is_not_counted_twice() -> None:
+    state = windows.new_state("hashtag", "x", 0)
+    assert windows.add(state, mention(5, T0), SPEC, None) == "added"
+    assert windows.add(state, mention(5, T0), SPEC, None) == "duplicate"
+    assert windows.add(state, mention(5, T0, partition=1), SPEC, None) == "added"  # another source partition
+
+
+def test_unique_users_are_exact_up_to_the_cap() -> None:
+    state = windows.new_state("hashtag", "x", 0)
+    for i in range(windows.MAX_USERS_PER_PANE + 10):
+        windows.add(state, mention(i, T0 + 10, user=f"user{i % (windows.MAX_USERS_PER_PANE + 5)}"), SPEC, None)
+    window = windows.close(state, T0 + 70_000, SPEC, DetectorSettings(), False).windows[0]
+    assert window["count"] == windows.MAX_USERS_PER_PANE + 10
+    assert window["unique_users"] == windows.MAX_USERS_PER_PANE and window["unique_users_exact"] is False
+
+
+def poisson_counts(mean: float, n: int, seed: int = 3) -> list[int]:
+    rng = random.Random(seed)
+    return [sum(1 for _ in range(int(mean * 20)) if rng.random() < 0.05) for _ in range(n)]
+
+
+def test_one_alert_per_burst_and_it_re_arms() -> None:
+    settings = DetectorSettings()
+    model = detect.new_model(20)
+    counts = poisson_counts(20, 30) + [90, 95, 100] + poisson_counts(20, 20, seed=4) + [100]
+    opened = [i for i, count in enumerate(counts) if detect.observe(model, count, settings)]
+    assert opened == [30, 53]
+
+
+def test_a_new_term_alerts_at_once_but_a_seeded_one_waits_for_history() -> None:
+    settings = DetectorSettings()
+    assert detect.observe(detect.new_model(None), 30, settings)
+    seeded = detect.new_model(1)
+    assert not detect.observe(seeded, 30, settings)
+
+
+def test_holt_follows_a_growing_series() -> None:
+    settings = DetectorSettings()
+    model = detect.new_model(10)
+    for count in range(10, 60, 5):
+        detect.observe(model, count, settings)
+    forecast = detect.forecast(model, settings)
+    assert len(forecast) == settings.horizon and forecast[0] > 45 and forecast[0] < forecast[-1]
+
+
+def test_watermark_is_the_slowest_source_until_it_goes_idle() -> None:
+    mark = PartitionWatermark(since=0.0)
+    mark.report("0", 5_000, now=1.0)
+    assert mark.current(["0", "1"], idle_s=10, now=2.0) is None  # source 1 not heard yet
+    mark.report("1", 3_000, now=2.0)
+    assert mark.current(["0", "1"], idle_s=10, now=3.0) == 3_000
+    mark.report("0", 9_000, now=12.5)
+    assert mark.current(["0", "1"], idle_s=10, now=12.5) == 9_000  # source 1 idle: no longer holds back
+    assert mark.current(["0", "1"], idle_s=10, now=30.0) == 9_000  # all idle: the newest time seen
+
+
+def test_topics_group_close_embeddings_and_keep_their_ids() -> None:
+    clusterer = TopicClusterer(similarity=0.8, max_topics=2)
+    a, b, c = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]
+    assert clusterer.assign(a, ["apple"]) == ("topic-0", "apple")
+    assert clusterer.assign([0.95, 0.05, 0.0], ["apple", "iphone"])[0] == "topic-0"
+    assert clusterer.assign(b, ["rain"])[0] == "topic-1"
+    assert clusterer.assign(c, ["other"]) is None  # full, and far from both
+    restored = TopicClusterer(0.8, 2, clusterer.state())
+    assert restored.assign(a, ["apple"]) == ("topic-0", "apple · iphone")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_offline_run_matches_the_brute_force_reference(seed: int) -> None:
+    shape = evaluation.StreamShape(hours=0.4, posts_per_minute=60, bursts=2)
+    stream = evaluation.generate(shape, T0, SPEC.window_ms, seed)
+    end = evaluation.sentinels(2, stream.end_ms + SPEC.hop_size_ms + SPEC.window_ms)
+    run = evaluation.run_offline(stream.posts + [dict(p, hashtags=[]) for p in end], SPEC, DetectorSettings())
+    published = {k: w["count"] for k, w in run.windows.items() if w["end"] <= stream.end_ms}
+    reference = evaluation.reference_counts(evaluation.hashtag_mentions(stream.posts), SPEC, stream.end_ms)
+    assert run.late == 0
+    assert evaluation.discrepancies(published, reference, 1) == {
+        "missing": 0, "extra": 0, "wrong_count": 0, "compared": len(reference),
+    }  # fmt: skip
