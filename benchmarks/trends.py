@@ -29,7 +29,14 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streams.demo import KAFKA_SCRIPT, start_broker, start_workers, stop_workers, wait_healthy  # noqa: E402
+from streams.demo import (  # noqa: E402
+    KAFKA_SCRIPT,
+    start_broker,
+    start_workers,
+    stop_workers,
+    wait_assigned,
+    wait_healthy,
+)
 from streams.replay.sources import read_posts  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
@@ -79,6 +86,7 @@ class Reader:
 def run_workers(settings: Settings, count: int) -> list[Any]:
     workers = start_workers(settings, count)
     wait_healthy(settings, workers)
+    wait_assigned(settings, [settings.web_port + i for i in range(count)])
     return workers
 
 
@@ -110,6 +118,7 @@ def planted(args: argparse.Namespace, bootstrap: str) -> None:
             print(f"killed a worker (SIGKILL) after {len(enriched.records)} posts were enriched; starting another")
             workers += start_workers(settings, 1, first_index=args.workers)
             wait_healthy(settings, workers[-1:], first_index=args.workers)
+            wait_assigned(settings, [settings.web_port + i for i in (*range(args.workers - 1), args.workers)])
         produce(bootstrap, settings.topic_raw, stream.posts[half:] + end_marks)
         windows, alerts = Reader(bootstrap, settings.topic_trends), Reader(bootstrap, settings.topic_alerts)
         top_term = "tag001"
@@ -123,8 +132,29 @@ def planted(args: argparse.Namespace, bootstrap: str) -> None:
             if windows.poll() or alerts.poll():
                 quiet_since = time.monotonic()
         report(stream, spec, settings, windows.records, alerts.records, shape.hours, elapsed)
+        print(f"trend mentions by outcome (all workers): {dict(mention_outcomes(settings, len(workers) + 1))}")
     finally:
         stop_workers(workers)
+
+
+def mention_outcomes(settings: Settings, workers: int) -> Counter[str]:
+    """streams_trend_mentions_total by outcome, summed over the workers' /metrics."""
+    import re
+    import urllib.request
+
+    totals: Counter[str] = Counter()
+    for port in range(settings.web_port, settings.web_port + workers):
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        except OSError:
+            continue
+        for outcome, value in re.findall(r'^streams_trend_mentions_total\{outcome="(\w+)"\} (\S+)', text, re.M):
+            totals[outcome] += int(float(value))
+        for name, value in re.findall(
+            r"^streams_trend_(mentions_routed|posts_skipped)_total(?:\{.*\})? (\S+)", text, re.M
+        ):
+            totals[name] += int(float(value))
+    return totals
 
 
 def report(stream: ev.GeneratedStream, spec: WindowSpec, settings: Settings, window_records: list[dict[str, Any]],
@@ -148,6 +178,10 @@ def report(stream: ev.GeneratedStream, spec: WindowSpec, settings: Settings, win
     print(f"windows compared: {gaps['compared']} (count >= {settings.trend_min_count}); missing {gaps['missing']}, "
           f"extra {gaps['extra']}, wrong count {gaps['wrong_count']}; "
           f"published more than once: {sum(1 for c in copies.values() if c > 1)}")  # fmt: skip
+    wrong = [(k, counts[k], reference.get(k)) for k in counts if reference.get(k) != counts[k]]
+    for key, got, want in wrong[:5]:
+        print(f"  window {key}: published {got}, reference {want}")
+    print(f"mentions: reference {sum(v for (t, kind, s), v in reference.items() if kind == 'tumbling')}")
     print(f"alerts: {scores.alerts}; bursts detected {scores.detected}/{scores.bursts}")
     print(f"precision {scores.precision:.3f}  recall {scores.recall:.3f}  median delay "
           f"{scores.median_delay_windows} window(s)  false alarms {scores.false_alarms_per_hour:.2f}/h")  # fmt: skip

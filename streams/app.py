@@ -43,6 +43,7 @@ class Runtime:
     profiles: Any = None  # the ProfilesAgent, for the web views
     trends: Any = None  # the TrendsAgent, for the web views
     last_batch_at: float = 0.0  # epoch seconds of the last finished batch, for /health
+    enriched_offsets: dict[int, int] = field(default_factory=dict)  # posts.raw partition -> last offset enriched
     # One inference thread per worker: ONNX Runtime parallelises inside a
     # batch, and a second concurrent batch would only compete for the cores.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "inference"))
@@ -122,6 +123,7 @@ def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime
 
 
 def install_agents(runtime: Runtime) -> None:
+    from streams.fanout import install_fanout
     from streams.ingest.agent import install_enrich
     from streams.profiles.agent import install_profiles
     from streams.trends.agent import install_trends
@@ -133,4 +135,5 @@ def install_agents(runtime: Runtime) -> None:
         runtime.profiles = install_profiles(runtime)
     if "trends" in runtime.settings.agent_names:
         runtime.trends = install_trends(runtime)
+    install_fanout(runtime)
     install_views(runtime)

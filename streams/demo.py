@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import orjson
 from rich.console import Console
 
 from streams.console import records, render
@@ -88,6 +89,33 @@ def wait_healthy(
             if time.monotonic() > deadline:
                 raise StreamsError(f"worker {index} not healthy after {timeout_s:.0f}s: see {LOG_DIR}")
             time.sleep(0.5)
+
+
+def _raw_partitions(settings: Settings, port: int) -> list[str] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            assigned = orjson.loads(response.read())["assigned"]
+    except OSError:
+        return None
+    return [tp for tp in assigned if tp.startswith(settings.topic_raw + "[")]
+
+
+def wait_assigned(settings: Settings, ports: list[int], timeout_s: float = 120) -> None:
+    """Wait until the workers on ``ports`` share every partition of posts.raw between them.
+
+    A worker answers /health before the group has settled; records written while
+    a new group's first rebalance is still going on can be skipped by Faust (see
+    the README's delivery section), so a replay should start after this.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        shares = [_raw_partitions(settings, port) for port in ports]
+        owned = [tp for share in shares if share is not None for tp in share]
+        settled = all(share for share in shares) or settings.partitions < len(ports)
+        if None not in shares and settled and len(owned) == len(set(owned)) == settings.partitions:
+            return
+        time.sleep(0.5)
+    raise StreamsError(f"the workers did not share the partitions of {settings.topic_raw} within {timeout_s:.0f}s")
 
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> int:

@@ -48,6 +48,9 @@ class Metrics:
         self.trend_mentions = Counter(
             "streams_trend_mentions_total", "Term mentions read by trends, per outcome", ["outcome"], registry=r
         )
+        self.trend_mentions_routed = Counter(
+            "streams_trend_mentions_routed_total", "Term mentions sent to the trends partitions", registry=r
+        )
         self.trend_posts_skipped = Counter(
             "streams_trend_posts_skipped_total", "Enriched posts left out of trends, per reason", ["reason"], registry=r
         )

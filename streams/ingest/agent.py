@@ -123,6 +123,8 @@ class EnrichAgent:
         if valid:
             outputs += await self.enrich(valid)
         await self.publish(outputs)
+        for event in events:
+            self.rt.enriched_offsets[event.message.partition] = event.message.offset
         self.rt.last_batch_at = time.time()
         self.metrics.last_batch_at.set(self.rt.last_batch_at)
 

@@ -1,7 +1,7 @@
 """The profiles agents: build user profiles and carry out erasure requests.
 
-``route``    reads posts.enriched and control.erasure, keys both by pseudonymous
-             user id, and writes them to the internal ``profiles-by-user`` topic,
+``route``    (called by the fan-out agent on posts.enriched and control.erasure)
+             keys both by pseudonymous user id, and writes them to the internal ``profiles-by-user`` topic,
              so a user's posts and erasure requests are handled in order by one
              partition's owner. Invalid erasure requests go to posts.deadletter.
 ``profiles`` folds posts into the ``profiles`` table, publishes to the compacted
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -66,25 +67,25 @@ class ProfilesAgent:
         self.last_published: dict[str, float] = {}
         self.dirty: set[str] = set()
 
-    async def route(self, event: EventT) -> None:
+    async def route(self, events: list[EventT]) -> None:
+        """Send each post and erasure request to its user's partition; wait for the acks."""
+        await asyncio.gather(*[await self.route_one(event) for event in events])
+
+    async def route_one(self, event: EventT) -> Any:
         settings = self.rt.settings
         if event.message.topic == settings.topic_erasure:
             try:
                 user = self.rt.privacy.pseudonymize(erasure_user(event.value))
             except InvalidPost as error:
-                await self.dead_letter(event, error)
-                return
+                record = self.rt.dead_letter_for(event, error)
+                topic = self.rt.topics[settings.topic_deadletter]
+                return await topic.send(key=event.key, value=orjson.dumps(record))
             envelope: dict[str, Any] = {"kind": "erase", "requested_at_ms": int(time.time() * 1000)}
         else:
             post = orjson.loads(event.value)
             user = post["user_id"]
             envelope = {"kind": "post", "post": {name: post.get(name) for name in POST_FIELDS}}
-        await (await self.by_user.send(key=user.encode(), value=orjson.dumps(envelope)))
-
-    async def dead_letter(self, event: EventT, error: InvalidPost) -> None:
-        record = self.rt.dead_letter_for(event, error)
-        topic = self.rt.topics[self.rt.settings.topic_deadletter]
-        await (await topic.send(key=event.key, value=orjson.dumps(record)))
+        return await self.by_user.send(key=user.encode(), value=orjson.dumps(envelope))
 
     async def apply(self, event: EventT) -> None:
         user = (event.key or b"").decode()
@@ -133,21 +134,8 @@ class ProfilesAgent:
 
 
 def install_profiles(runtime: Runtime) -> ProfilesAgent:
-    settings = runtime.settings
+    """The profiles agent; its input is routed by the fan-out agent (streams.fanout)."""
     agent = ProfilesAgent(runtime)
-    sources = runtime.app.topic(
-        settings.topic_enriched,
-        settings.topic_erasure,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-
-    @runtime.app.agent(sources, name="profiles-route")
-    async def route(stream: StreamT) -> None:
-        async for event in stream.events():
-            await agent.route(event)
 
     # concurrency=1: this agent writes a table.
     @runtime.app.agent(agent.by_user, name="profiles", concurrency=1)

@@ -1,6 +1,6 @@
 """The trends agents: term windows, spike alerts and forecasts on event time.
 
-``trends-route``   reads posts.enriched in micro-batches, skips posts already
+``route``          (called by the fan-out agent on batches of posts.enriched) skips posts already
                    routed (a re-published post counts once), and sends each
                    term's mentions, keyed by term, to the internal
                    ``trends-by-term`` topic, plus a watermark to each of its
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
 from streams.app import Runtime, internal_topic, raw_topic
 from streams.ingest.dedupe import SeenPosts
@@ -46,6 +46,7 @@ CLUSTER_STATE_KEY = "clusterer"
 ROUTE_BATCH = 500
 ROUTE_LINGER_S = 0.2
 IDLE_CHECK_S = 1.0
+BROADCAST_INTERVAL_S = 0.2  # the route's watermark reports: windows close this much later at most
 PURGE_INTERVAL_S = 60.0
 # A term with no open pane whose last window closed this many windows ago is forgotten.
 FORGET_AFTER_WINDOWS = 60
@@ -120,7 +121,9 @@ class TrendsAgent:
         self.alerts_out = raw_topic(app, s.topic_alerts, s)
         self.sources = [str(p) for p in range(s.partitions)] + ([CLUSTER_SOURCE] if self.topics_on else [])
         self.partitions: dict[int, PartitionState] = {}
-        self.route_watermark: dict[int, int] = {}
+        self.route_watermark: dict[int, int] = {}  # posts.enriched partition -> newest event ms sent on
+        self.route_offsets: dict[int, int] = {}  # posts.enriched partition -> last offset routed
+        self.last_broadcast = 0.0
         self.cluster_watermarks: dict[str, int] = {}
         self.latest: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # kind -> term -> last closed window
         self.clusterer: TopicClusterer | None = None
@@ -134,7 +137,9 @@ class TrendsAgent:
         to_cluster: list[dict[str, Any]] = []
         routed: list[tuple[EventT, str]] = []
         batch_ids: set[str] = set()
+        newest: dict[int, int] = {}
         for event in events:
+            self.route_offsets[event.message.partition] = event.message.offset
             post = orjson.loads(event.value)
             if post["id"] in batch_ids or self.routed.seen(post["id"]):
                 self.metrics.trend_posts_skipped.labels("duplicate").inc()
@@ -146,7 +151,7 @@ class TrendsAgent:
                 continue
             partition = event.message.partition
             mention = mention_of(post, partition, event.message.offset)
-            self.route_watermark[partition] = max(self.route_watermark.get(partition, 0), post["created_at_ms"])
+            newest[partition] = max(newest.get(partition, 0), post["created_at_ms"])
             for kind, term in terms_of(post, self.kinds):
                 by_term[term_key(kind, term)].append(mention)
             if self.topics_on and post.get("embedding"):
@@ -155,25 +160,70 @@ class TrendsAgent:
                 ]
                 to_cluster.append({"m": mention, "e": post["embedding"], "t": terms})
         pending = [await self.send_mentions(key, m) for key, m in by_term.items()]
-        marks = {str(p): ms for p, ms in self.route_watermark.items() if p in {e.message.partition for e in events}}
+        for partition, ms in newest.items():
+            self.route_watermark[partition] = max(self.route_watermark.get(partition, 0), ms)
+        marks = {str(p): self.route_watermark[p] for p in newest}
         if self.topics_on:
             cluster_batch = orjson.dumps({"posts": to_cluster, "wm": marks})
             pending.append(await self.to_cluster.send(value=cluster_batch, partition=0))
-        pending += await self.broadcast(marks)
+        if time.monotonic() - self.last_broadcast >= BROADCAST_INTERVAL_S:
+            pending += await self.broadcast(marks, [])  # busy: the heartbeat tells when it is caught up
+            self.last_broadcast = time.monotonic()
         await asyncio.gather(*pending)
+        self.metrics.trend_mentions_routed.inc(sum(len(m) for m in by_term.values()))
         now_ms = int(time.time() * 1000)
         for event, post_id in routed:
             self.routed.remember(event, post_id, now_ms)
+
+    async def caught_up(self, partitions: list[int]) -> list[str]:
+        """The posts.enriched partitions among ``partitions`` with nothing more to come soon:
+        routed to their end, and (when this worker enriches it too) posts.raw of the same
+        number enriched to its end. Faust gives one worker the same partition number of
+        every topic of the group, so a slow enrichment of partition p holds back p's watermark.
+
+        End offsets are asked of the broker: the consumer's own highwater is stale while
+        fetching is paused, which happens under a backlog."""
+        s = self.rt.settings
+        assigned = self.rt.app.consumer.assignment()
+        raw = [TP(s.topic_raw, p) for p in partitions if TP(s.topic_raw, p) in assigned]
+        ends = await self.rt.app.consumer.highwaters(*[TP(s.topic_enriched, p) for p in partitions], *raw)
+        done = []
+        for partition in partitions:
+            routed_end = ends.get(TP(s.topic_enriched, partition))
+            if routed_end is None or self.route_offsets.get(partition, -1) + 1 < routed_end:
+                continue
+            raw_end = ends.get(TP(s.topic_raw, partition))
+            if raw_end is not None and self.rt.enriched_offsets.get(partition, -1) + 1 < raw_end:
+                continue
+            done.append(str(partition))
+        return done
+
+    async def heartbeat(self) -> None:
+        """Every second, the watermark of each posts.enriched partition this worker routes,
+        so a partition with nothing new still tells whether it is caught up."""
+        topic = self.rt.settings.topic_enriched
+        assigned = [tp.partition for tp in self.rt.app.consumer.assignment() if tp.topic == topic]
+        marks = {str(p): self.route_watermark[p] for p in assigned if p in self.route_watermark}
+        if marks:
+            caught_up = await self.caught_up([int(p) for p in marks])
+            await asyncio.gather(*await self.broadcast(marks, caught_up))
+        if self.clusterer is not None and len(self.cluster_watermarks) >= self.rt.settings.partitions:
+            tp = TP(self.to_cluster.get_topic_name(), 0)
+            if tp in self.rt.app.consumer.assignment():
+                end = (await self.rt.app.consumer.highwaters(tp)).get(tp)
+                done = [CLUSTER_SOURCE] if end is not None and self.clusterer.applied + 1 >= end else []
+                mark = {CLUSTER_SOURCE: min(self.cluster_watermarks.values())}
+                await asyncio.gather(*await self.broadcast(mark, done))
 
     async def send_mentions(self, key: str, mentions: list[list[Any]], label: str | None = None) -> Any:
         value: dict[str, Any] = {"m": mentions} if label is None else {"m": mentions, "label": label}
         return await self.by_term.send(key=key.encode(), value=orjson.dumps(value))
 
-    async def broadcast(self, marks: dict[str, int]) -> list[Any]:
+    async def broadcast(self, marks: dict[str, int], caught_up: list[str]) -> list[Any]:
         """Send the sources' watermarks to every trends partition."""
         if not marks:
             return []
-        value = orjson.dumps({"wm": marks})
+        value = orjson.dumps({"wm": marks, "caught_up": caught_up})
         partitions = self.rt.settings.partitions
         return [await self.by_term.send(value=value, partition=p) for p in range(partitions)]
 
@@ -200,7 +250,7 @@ class TrendsAgent:
             clusterer.applied = event.message.offset
         pending = [await self.send_mentions(term_key("topic", t), m, labels[t]) for t, m in by_topic.items()]
         if len(self.cluster_watermarks) >= self.rt.settings.partitions:
-            pending += await self.broadcast({CLUSTER_SOURCE: min(self.cluster_watermarks.values())})
+            pending += await self.broadcast({CLUSTER_SOURCE: min(self.cluster_watermarks.values())}, [])
         await asyncio.gather(*pending)
         with processing(events[-1]):
             self.cluster_table[CLUSTER_STATE_KEY] = clusterer.state()
@@ -263,8 +313,9 @@ class TrendsAgent:
             pstate = self.partition_state(partition)
             value = orjson.loads(event.value)
             if "wm" in value:
+                caught_up = set(value.get("caught_up", ()))
                 for source, ms in value["wm"].items():
-                    pstate.watermark.report(source, ms, now)
+                    pstate.watermark.report(source, ms, now, source in caught_up)
                 self.advance(pstate, now)
                 marks[partition] = pstate.last_mark = event
                 continue
@@ -396,22 +447,13 @@ class TrendsAgent:
 
 
 def install_trends(runtime: Runtime) -> TrendsAgent:
-    settings = runtime.settings
     agent = TrendsAgent(runtime)
-    source = runtime.app.topic(
-        settings.topic_enriched, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
 
     def batches(stream: StreamT, size: int) -> Any:
         # take_events is faust-streaming API that its StreamT interface does not declare.
         return stream.take_events(size, within=ROUTE_LINGER_S)  # type: ignore[attr-defined]
 
     # Each agent writes a table: concurrency stays 1.
-    @runtime.app.agent(source, name="trends-route", concurrency=1)
-    async def route(stream: StreamT) -> None:
-        async for events in batches(stream, ROUTE_BATCH):
-            await agent.route(list(events))
-
     if agent.topics_on:
 
         @runtime.app.agent(agent.to_cluster, name="trends-topics", concurrency=1)
@@ -426,6 +468,7 @@ def install_trends(runtime: Runtime) -> TrendsAgent:
 
     @runtime.app.timer(IDLE_CHECK_S)
     async def close_idle_windows() -> None:
+        await agent.heartbeat()
         await agent.close_idle()
 
     @runtime.app.timer(PURGE_INTERVAL_S)

@@ -2,11 +2,12 @@
 
 Every source (a partition of posts.enriched, and the topic clusterer) reports
 the newest event time it has sent; a trends partition's watermark is the
-minimum over its sources, so a source that lags behind (a restarting worker)
-holds windows open instead of making its posts late. A source silent for
-``idle_s`` wall seconds stops holding the watermark back; when every source is
-silent the stream has paused, and the watermark moves to the newest time seen,
-closing the windows that can close.
+minimum over its sources, so a source that lags behind (a slow partition, a
+restarting worker) holds windows open instead of making its posts late.
+A source that reports it has read everything there is (caught up) does not hold
+the watermark back, nor does one silent for ``idle_s`` wall seconds (its worker
+is gone); when no source holds it back the stream has paused, and the
+watermark moves to the newest time seen, closing the windows that can close.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from dataclasses import dataclass, field
 @dataclass
 class PartitionWatermark:
     since: float  # wall time this partition was taken up (sources not heard yet count from here)
-    sources: dict[str, tuple[int, float]] = field(default_factory=dict)  # source -> (event ms, wall time)
+    # source -> (event ms, wall time of the report, caught up)
+    sources: dict[str, tuple[int, float, bool]] = field(default_factory=dict)
 
-    def report(self, source: str, event_ms: int, now: float) -> None:
+    def report(self, source: str, event_ms: int, now: float, caught_up: bool = False) -> None:
         previous = self.sources.get(source)
         newest = event_ms if previous is None else max(previous[0], event_ms)
-        self.sources[source] = (newest, now)
+        self.sources[source] = (newest, now, caught_up)
 
     def current(self, expected: list[str], idle_s: float, now: float) -> int | None:
         if not self.sources:
@@ -34,8 +36,8 @@ class PartitionWatermark:
                 if now - self.since < idle_s:
                     return None  # a source not heard from yet may still be behind
                 continue
-            if now - reported[1] < idle_s:
+            if now - reported[1] < idle_s and not reported[2]:
                 active.append(reported[0])
         if not active:
-            return max(ms for ms, _ in self.sources.values())
+            return max(ms for ms, _, _ in self.sources.values())
         return min(active)

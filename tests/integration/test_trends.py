@@ -1,0 +1,92 @@
+"""Trend windows on the real broker: exact counts against a brute-force count, an alert
+for a planted burst, posts dated in the future left out, and the query endpoints."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from streams.trends import evaluation as ev
+from streams.trends.windows import WindowSpec
+from tests.integration.conftest import Pipeline
+from tests.schema import validate_all
+
+SPEC = WindowSpec(window_ms=60_000, hop_size_ms=180_000, hop_ms=60_000, grace_ms=10_000)
+
+
+def read_until(
+    pipeline: Pipeline, topic: str, done: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 240
+) -> list[dict[str, Any]]:
+    consumer = KafkaConsumer(bootstrap_servers=pipeline.bootstrap, enable_auto_commit=False)
+    deadline = time.monotonic() + timeout_s
+    while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records: list[dict[str, Any]] = []
+    while not done(records) and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=300).values():
+            records += [orjson.loads(m.value) for m in batch]
+    consumer.close()
+    return records
+
+
+def get_json(port: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        return orjson.loads(response.read())
+
+
+def test_windows_are_exact_and_a_planted_burst_alerts(pipeline: Pipeline) -> None:
+    pipeline.extra_env = {"STREAMS_TREND_HOP_SIZE_S": "180", "STREAMS_TREND_KINDS": "hashtag,keyword,topic"}
+    shape = ev.StreamShape(hours=0.5, posts_per_minute=60, bursts=1, multipliers=(6.0,), burst_windows=(4, 4))
+    start = (int(time.time() * 1000) - 2 * 3_600_000) // SPEC.window_ms * SPEC.window_ms
+    stream = ev.generate(shape, start, SPEC.window_ms, seed=5)
+    future = {"id": "from-the-future", "user_id": "x", "text": "#tag001 soon", "created_at": start + 86_400_000}
+    huge = {"id": "huge-tag", "user_id": "y", "text": "#" + "h" * 10_000, "created_at": start + 1_000}
+    end = ev.sentinels(pipeline.partitions, stream.end_ms + SPEC.hop_size_ms + SPEC.window_ms)
+    posts = stream.posts + [future, huge] + end
+    reference = ev.reference_counts(ev.hashtag_mentions(stream.posts), SPEC, stream.end_ms)
+    wanted = {k: v for k, v in reference.items() if v >= 2}
+
+    pipeline.start_worker()
+    pipeline.produce([(p["id"].encode(), orjson.dumps(p)) for p in posts])
+
+    def hashtag_windows(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], int]:
+        return {
+            (r["term"], r["window"]["type"], r["window"]["start_ms"]): r["count"]
+            for r in records
+            if r["kind"] == "hashtag" and r["window"]["end_ms"] <= stream.end_ms
+        }
+
+    records = read_until(pipeline, f"{pipeline.name}.trends", lambda rs: len(hashtag_windows(rs)) >= len(wanted))
+    published = hashtag_windows(records)
+    assert ev.discrepancies(published, reference, 2) == {
+        "missing": 0, "extra": 0, "wrong_count": 0, "compared": len(wanted),
+    }  # fmt: skip
+    copies = Counter((r["term"], r["window"]["type"], r["window"]["start_ms"]) for r in records)
+    assert max(copies.values()) == 1, "a window was published twice"
+    assert {r["kind"] for r in records} >= {"hashtag", "keyword", "topic"}
+    validate_all("trends.windows", records)
+
+    burst = stream.bursts[0]
+    alerts = read_until(pipeline, f"{pipeline.name}.alerts", lambda rs: any(a["term"] == burst.term for a in rs))
+    validate_all("trends.alerts", alerts)
+    hashtag_alerts = [(a["term"], a["window"]["start_ms"]) for a in alerts if a["kind"] == "hashtag"]
+    scores = ev.score_alerts(hashtag_alerts, stream.bursts, SPEC.window_ms, shape.hours)
+    assert scores.recall == 1.0 and scores.precision == 1.0, (hashtag_alerts, burst)
+    assert scores.median_delay_windows is not None and scores.median_delay_windows <= 1
+
+    port = pipeline.ports[0]
+    top = get_json(port, "/trends/top?kind=hashtag&k=3")["top"]
+    assert len(top) == 3 and top[0]["count"] >= top[-1]["count"]
+    term = get_json(port, "/trends/term?kind=hashtag&term=tag001")
+    assert term["windows"] and all(w["count"] > 0 for w in term["windows"])
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    assert 'streams_trend_posts_skipped_total{reason="future"} 1.0' in metrics
