@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import Pipeline
 from tests.integration.test_pipeline import bad_messages, synthetic
+from tests.unit.test_deploy import queried_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -46,3 +47,20 @@ def test_counters_and_histograms_move_with_a_replay(pipeline: Pipeline) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{pipeline.ports[0]}/health", timeout=5) as response:
         health = orjson.loads(response.read())
     assert health["status"] == "ok" and health["last_batch_age_s"] is not None
+
+
+def exposed_names(pipeline: Pipeline) -> set[str]:
+    """Every metric the worker exposes, with or without samples yet (from its # TYPE lines)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{pipeline.ports[0]}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    names = set()
+    for family in text_string_to_metric_families(text):
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "info": ["_info"]}
+        names.update(family.name + s for s in suffixes.get(family.type, [""]))
+    return names
+
+
+def test_every_metric_the_dashboard_and_alert_rules_query_is_exposed(pipeline: Pipeline) -> None:
+    pipeline.start_worker()
+    queried = queried_metrics() - {"up"}  # up comes from Prometheus itself
+    assert queried - exposed_names(pipeline) == set()
