@@ -128,6 +128,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         workers = start_workers(settings, args.workers or os.cpu_count() or 1)
         console.print(f"[bold]broker[/] {bootstrap}  [bold]workers[/] {len(workers)}  logs {LOG_DIR}")
         wait_healthy(settings, workers)
+        wait_assigned(settings, [settings.web_port + i for i in range(len(workers))])
         return show_replay(console, settings, args)
     finally:
         stop_workers(workers)
