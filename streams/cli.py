@@ -78,6 +78,12 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument("--model", type=Path, help="model folder (default: STREAMS_MODEL_DIR)")
     score.add_argument("--batch", type=positive_int, default=32, help="texts per model batch")
 
+    top = commands.add_parser("top", help="live view: throughput, sentiment, top trends, alerts, flagged posts")
+    top.add_argument("--from-beginning", action="store_true", help="fold the topics from their oldest records")
+    top.add_argument("--once", action="store_true", help="read what is there, print one snapshot and exit")
+    top.add_argument("--duration", type=positive_float, help="stop after N seconds")
+    top.add_argument("-k", type=positive_int, default=10, help="trends shown (default 10)")
+
     commands.add_parser("settings", help="list every setting, its default and meaning")
     return root
 
@@ -127,6 +133,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for _, var, default, meaning in ENV:
             print(f"{var:<28} {default:<24} {meaning}")
         return 0
+    if args.command == "top":
+        from streams.live import run_top
+
+        return run_top(settings, args.from_beginning, args.duration, args.once, args.k)
     if args.command == "demo":
         from streams.demo import run_demo
 

@@ -1,0 +1,35 @@
+"""The live view folds output records into what it shows."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from streams.live import LiveState, sparkline
+
+
+def window(term: str, start: int, count: int) -> dict:
+    return {"kind": "hashtag", "term": term, "label": None, "count": count,
+            "window": {"type": "tumbling", "start_ms": start, "size_s": 60.0}}  # fmt: skip
+
+
+def test_sparkline_scales_to_the_largest_value() -> None:
+    assert sparkline([0, 5, 10]) == "▁▄█"
+    assert sparkline([]) == ""
+
+
+def test_state_ranks_trends_and_shows_alerts_and_flagged_posts() -> None:
+    state = LiveState(top_k=2)
+    for i in range(5):
+        state.add("windows", window("rising", i * 60_000, 10 * (i + 1)), now=1.0)
+        state.add("windows", window("steady", i * 60_000, 20), now=1.0)
+    state.add("windows", window("gone", 0, 99), now=1.0)
+    state.add("enriched", {"sentiment": {"label": "positive"}, "timing": {"model_ms_per_post": 8.0}}, now=1.0)
+    alert = {"window": {"start": "2026-11-25T10:00:00.000Z"}, "term": "rising", "count": 50,
+             "baseline": {"mean": 12.0}, "growth": 4.2, "severity": "low", "forecast": [55.0, 60.0]}  # fmt: skip
+    state.add("alerts", alert, now=1.0)
+    state.add("flagged", {"moderation": {"action": "block", "reasons": ["hate"]}, "text": "nasty"}, now=1.0)
+    assert [term for (_, term), _ in state.top_trends()] == ["rising", "steady"]  # "gone" is not in the latest window
+    console = Console(record=True, width=160)
+    console.print(state.render(now=1.0))
+    text = console.export_text()
+    assert "rising" in text and "x4.2" in text and "nasty" in text and "positive 100%" in text
