@@ -18,6 +18,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from kafka.errors import KafkaError
@@ -38,6 +39,16 @@ def positive_int(raw: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {raw}")
     return value
+
+
+def timestamp_ms(raw: str) -> int:
+    from streams.errors import InvalidPost
+    from streams.ingest.parse import parse_timestamp
+
+    try:
+        return parse_timestamp(int(raw) if raw.isdigit() else raw)
+    except InvalidPost as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -83,6 +94,12 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--once", action="store_true", help="read what is there, print one snapshot and exit")
     top.add_argument("--duration", type=positive_float, help="stop after N seconds")
     top.add_argument("-k", type=positive_int, default=10, help="trends shown (default 10)")
+
+    report = commands.add_parser("report", help="write an HTML report of a time range: trends, alerts, sentiment")
+    report.add_argument("--since", type=timestamp_ms, default=0, help="RFC 3339 or epoch ms (default: the start)")
+    report.add_argument("--until", type=timestamp_ms, default=2**62, help="RFC 3339 or epoch ms (default: now)")
+    report.add_argument("--out", type=Path, default=Path("social-streams-report.html"), help="output HTML file")
+    report.add_argument("-k", type=positive_int, default=8, help="trends drawn (default 8)")
 
     commands.add_parser("settings", help="list every setting, its default and meaning")
     return root
@@ -137,6 +154,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from streams.live import run_top
 
         return run_top(settings, args.from_beginning, args.duration, args.once, args.k)
+    if args.command == "report":
+        from streams.report import run_report
+
+        return run_report(settings, args.since, min(args.until, int(time.time() * 1000)), args.out, args.k)
     if args.command == "demo":
         from streams.demo import run_demo
 

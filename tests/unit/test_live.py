@@ -33,3 +33,19 @@ def test_state_ranks_trends_and_shows_alerts_and_flagged_posts() -> None:
     console.print(state.render(now=1.0))
     text = console.export_text()
     assert "rising" in text and "x4.2" in text and "nasty" in text and "positive 100%" in text
+
+
+def test_report_draws_trends_alerts_forecasts_sentiment_and_moderation() -> None:
+    from streams.report import ReportData, render_html
+
+    data = ReportData(0, 10**13)
+    for i in range(10):
+        data.add("windows", window("rising", i * 60_000, 10 * (i + 1)))
+        data.add("enriched", {"created_at_ms": i * 60_000, "sentiment": {"label": "negative"},
+                              "moderation": {"action": "review" if i % 2 else "allow"}})  # fmt: skip
+    at = {"start": "1970-01-01T00:09:00.000Z", "start_ms": 540_000, "size_s": 60.0}
+    alert = {"kind": "hashtag", "term": "rising", "label": None, "count": 100, "growth": 4.0, "severity": "low"}
+    data.add("alerts", {**alert, "forecast": [110.0, 120.0], "baseline": {"mean": 25.0}, "window": at})
+    page = render_html(data, top_k=5)
+    assert page.count("<svg") == 3 and "<circle" in page and "stroke-dasharray" in page
+    assert "10 enriched posts" in page and "1 trend alerts" in page and "5 posts flagged" in page
