@@ -18,6 +18,14 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
+BATCH_CLASSES = ((1, "1"), (8, "2-8"), (32, "9-32"), (128, "33-128"))
+
+
+def batch_class(size: int) -> str:
+    """A few fixed classes of batch size: a label with bounded values."""
+    return next((name for limit, name in BATCH_CLASSES if size <= limit), "129+")
+
+
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -30,7 +38,11 @@ class Metrics:
         self.duplicates = Counter("streams_duplicates_skipped_total", "Posts skipped as already seen", registry=r)
         self.moderation = Counter("streams_moderation_actions_total", "Moderation actions", ["action"], registry=r)
         self.inference_seconds = Histogram(
-            "streams_inference_seconds", "Model time per micro-batch", ["model"], buckets=INFERENCE_BUCKETS, registry=r
+            "streams_inference_seconds",
+            "Model time per micro-batch, per model and batch-size class",
+            ["model", "batch"],
+            buckets=INFERENCE_BUCKETS,
+            registry=r,
         )
         self.batch_size = Histogram("streams_batch_size", "Posts per micro-batch", buckets=BATCH_BUCKETS, registry=r)
         self.end_to_end_seconds = Histogram(

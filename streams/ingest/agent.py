@@ -23,6 +23,7 @@ from streams.errors import InvalidPost, Reason, Stage
 from streams.ingest.dedupe import SeenPosts
 from streams.ingest.enrich import enrich_batch
 from streams.ingest.parse import RawPost, parse_post
+from streams.metrics import batch_class
 
 log = logging.getLogger(__name__)
 PURGE_INTERVAL_S = 60.0
@@ -76,7 +77,7 @@ class EnrichAgent:
         results, seconds = await loop.run_in_executor(
             self.rt.executor, enrich_batch, self.rt.model, posts, self.rt.thresholds, self.rt.privacy
         )
-        self.metrics.inference_seconds.labels(self.rt.model.manifest.tag).observe(seconds)
+        self.metrics.inference_seconds.labels(self.rt.model.manifest.tag, batch_class(len(posts))).observe(seconds)
         self.metrics.batch_size.observe(len(posts))
         outputs: list[Output] = []
         for (event, post), result in zip(valid, results, strict=True):

@@ -122,3 +122,10 @@ def test_kubernetes_manifests_use_real_settings_probes_and_metrics() -> None:
     assert key in kinds["Secret"]["stringData"]
     metric = kinds["HorizontalPodAutoscaler"]["spec"]["metrics"][0]["external"]["metric"]["name"]
     assert metric in exported_metrics()
+
+
+def test_the_connect_sink_example_reads_real_output_topics() -> None:
+    config = json.loads((DEPLOY / "connect/s3-sink.json").read_text())["config"]
+    defaults = {var: default for _, var, default, _ in ENV}
+    outputs = {defaults[f"STREAMS_TOPIC_{t}"] for t in ("ENRICHED", "TRENDS", "ALERTS", "FLAGGED", "DEADLETTER")}
+    assert set(config["topics"].split(",")) <= outputs
