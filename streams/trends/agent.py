@@ -46,6 +46,8 @@ CLUSTER_STATE_KEY = "clusterer"
 ROUTE_BATCH = 500
 ROUTE_LINGER_S = 0.2
 IDLE_CHECK_S = 1.0
+# Asking the broker for end offsets runs on the consumer's thread: not more often than this.
+END_OFFSETS_INTERVAL_S = 3.0
 BROADCAST_INTERVAL_S = 0.2  # the route's watermark reports: windows close this much later at most
 PURGE_INTERVAL_S = 60.0
 # A term with no open pane whose last window closed this many windows ago is forgotten.
@@ -124,6 +126,8 @@ class TrendsAgent:
         self.route_watermark: dict[int, int] = {}  # posts.enriched partition -> newest event ms sent on
         self.route_offsets: dict[int, int] = {}  # posts.enriched partition -> last offset routed
         self.last_broadcast = 0.0
+        self.last_end_offsets_at = 0.0
+        self.last_cluster_end_at = 0.0
         self.cluster_watermarks: dict[str, int] = {}
         self.latest: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # kind -> term -> last closed window
         self.clusterer: TopicClusterer | None = None
@@ -185,8 +189,18 @@ class TrendsAgent:
         fetching is paused, which happens under a backlog."""
         s = self.rt.settings
         assigned = self.rt.app.consumer.assignment()
-        raw = [TP(s.topic_raw, p) for p in partitions if TP(s.topic_raw, p) in assigned]
-        ends = await self.rt.app.consumer.highwaters(*[TP(s.topic_enriched, p) for p in partitions], *raw)
+        wanted = [TP(s.topic_enriched, p) for p in partitions]
+        wanted += [TP(s.topic_raw, p) for p in partitions if TP(s.topic_raw, p) in assigned]
+        # The cached highwaters first: when they already show more to read, no broker call.
+        cached = {tp: self.rt.app.consumer.highwater(tp) for tp in wanted}
+        candidates = self._caught_up(partitions, cached)
+        if not candidates or time.monotonic() - self.last_end_offsets_at < END_OFFSETS_INTERVAL_S:
+            return []
+        self.last_end_offsets_at = time.monotonic()
+        return self._caught_up([int(p) for p in candidates], await self.rt.app.consumer.highwaters(*wanted))
+
+    def _caught_up(self, partitions: list[int], ends: Any) -> list[str]:
+        s = self.rt.settings
         done = []
         for partition in partitions:
             routed_end = ends.get(TP(s.topic_enriched, partition))
@@ -210,8 +224,14 @@ class TrendsAgent:
         if self.clusterer is not None and len(self.cluster_watermarks) >= self.rt.settings.partitions:
             tp = TP(self.to_cluster.get_topic_name(), 0)
             if tp in self.rt.app.consumer.assignment():
-                end = (await self.rt.app.consumer.highwaters(tp)).get(tp)
-                done = [CLUSTER_SOURCE] if end is not None and self.clusterer.applied + 1 >= end else []
+                applied = self.clusterer.applied
+                cached = self.rt.app.consumer.highwater(tp)
+                done: list[str] = []
+                due = time.monotonic() - self.last_cluster_end_at >= END_OFFSETS_INTERVAL_S
+                if cached is not None and applied + 1 >= cached and due:
+                    self.last_cluster_end_at = time.monotonic()
+                    end = (await self.rt.app.consumer.highwaters(tp)).get(tp)
+                    done = [CLUSTER_SOURCE] if end is not None and applied + 1 >= end else []
                 mark = {CLUSTER_SOURCE: min(self.cluster_watermarks.values())}
                 await asyncio.gather(*await self.broadcast(mark, done))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import Any
 
 import orjson
 import pytest
@@ -87,15 +88,25 @@ def test_invalid_utf8_is_dead_lettered_with_its_bytes_in_base64(pipeline: Pipeli
     assert record["original_encoding"] == "base64"
 
 
-def test_a_worker_killed_mid_replay_loses_no_post(pipeline: Pipeline) -> None:
+def test_a_worker_killed_again_and_again_loses_no_post(pipeline: Pipeline, record_property: Any) -> None:
+    rng = random.Random(5)
     worker = pipeline.start_worker()
     good = synthetic(600, seed=2)
-    pipeline.produce(good)
-    pipeline.consume("enriched", 100, settle_s=0)  # the worker is mid-stream
-    pipeline.kill(worker)
-    pipeline.start_worker()
+    bad, _ = bad_messages(30)
+    pipeline.produce(good + bad)
+    reached = 0
+    for _ in range(3):  # SIGKILL at a random point mid-stream, then a fresh worker
+        reached += rng.randint(60, 200)
+        pipeline.consume("enriched", reached, settle_s=0)
+        pipeline.kill(worker)
+        worker = pipeline.start_worker()
     enriched = pipeline.consume("enriched", len(good), settle_s=2)
+    dead = pipeline.consume("deadletter", len(bad), settle_s=1)
     assert {key for key, _ in enriched} == {key for key, _ in good}
+    assert {key for key, _ in dead} == {key for key, _ in bad}
+    duplicates = len(enriched) - len(good)
+    record_property("duplicates_after_3_kills", duplicates)
+    print(f"at-least-once: {duplicates} duplicate enriched records after 3 SIGKILLs of 600 posts")
 
 
 def test_real_tweets_are_enriched(pipeline: Pipeline) -> None:
