@@ -131,3 +131,42 @@ def test_onnx_graph_that_does_not_fit_the_manifest(model_copy: Path) -> None:
     (model_copy / MANIFEST).write_bytes(orjson.dumps(manifest))
     with pytest.raises(ModelError, match=r"missing inputs \['attention_mask', 'input_ids'\]"):
         TextModel(model_copy)
+
+
+class PoisonedModel:
+    """The real model, failing on any call that includes a poisonous text (as an ONNX Runtime error would)."""
+
+    def __init__(self, model: TextModel) -> None:
+        self.model = model
+        self.manifest = model.manifest
+        self.calls: list[int] = []
+
+    def predict(self, texts: list[str]) -> list:
+        self.calls.append(len(texts))
+        if any("POISON" in text for text in texts):
+            raise RuntimeError("onnxruntime: invalid input")
+        return self.model.predict(texts)
+
+
+def test_a_model_failure_is_retried_post_by_post_and_only_the_failing_post_is_dead_lettered(
+    text_model: TextModel,
+) -> None:
+    import orjson
+
+    from streams.errors import Reason, Stage
+    from streams.inference.moderation import Thresholds
+    from streams.ingest.enrich import enrich_batch
+    from streams.ingest.parse import parse_post
+    from streams.privacy.policy import PrivacyPolicy
+
+    texts = ["what a lovely morning", "POISON pill", "this is terrible news"]
+    posts = [
+        parse_post(orjson.dumps({"id": str(i), "user_id": "u", "text": t, "created_at": 0}), 1 << 20)
+        for i, t in enumerate(texts)
+    ]
+    model = PoisonedModel(text_model)
+    results, _ = enrich_batch(model, posts, Thresholds(0.5, 0.9), PrivacyPolicy.create(b"k" * 16, "", ""))  # type: ignore[arg-type]
+    assert model.calls == [3, 1, 1, 1]  # the batch, then each post alone
+    assert [r.record is not None for r in results] == [True, False, True]
+    error = results[1].error
+    assert error is not None and error.reason == Reason.MODEL_FAILURE and error.stage == Stage.INFERENCE
