@@ -33,12 +33,7 @@ def get_json(port: int, path: str) -> Any:
 
 
 def test_windows_are_exact_and_a_planted_burst_alerts(pipeline: Pipeline) -> None:
-    # A short stream: rare tags have a few windows of history, so alerts need more support.
-    pipeline.extra_env = {
-        "STREAMS_TREND_HOP_SIZE_S": "180",
-        "STREAMS_TREND_KINDS": "hashtag,keyword,topic",
-        "STREAMS_TREND_ALERT_MIN_COUNT": "15",
-    }
+    pipeline.extra_env = {"STREAMS_TREND_HOP_SIZE_S": "180", "STREAMS_TREND_KINDS": "hashtag,keyword,topic"}
     shape = ev.StreamShape(hours=0.5, posts_per_minute=60, bursts=1, multipliers=(6.0,), burst_windows=(4, 4))
     start = (int(time.time() * 1000) - 2 * 3_600_000) // SPEC.window_ms * SPEC.window_ms
     stream = ev.generate(shape, start, SPEC.window_ms, seed=5)
