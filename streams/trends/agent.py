@@ -33,7 +33,7 @@ from streams.app import Runtime, internal_topic, raw_topic
 from streams.ingest.dedupe import SeenPosts
 from streams.tables import processing
 from streams.topics import compaction_config
-from streams.trends import detect, windows
+from streams.trends import windows
 from streams.trends.detect import DetectorSettings
 from streams.trends.topics import TopicClusterer
 from streams.trends.watermarks import PartitionWatermark
@@ -453,7 +453,7 @@ class TrendsAgent:
             "open_panes": {start: pane[windows.COUNT] for start, pane in sorted(state["panes"].items())},
             "baseline": {"mean": round(model.get("mean", 0.0), 3), "var": round(model.get("var", 0.0), 3)},
             "alert_open": model.get("alert") is not None,
-            "forecast": detect.forecast(model, self.detector) if model else None,
+            "forecast": windows.detect.forecast(model, self.detector) if model else None,
         }
 
     def top(self, kind: str, k: int) -> list[dict[str, Any]]:

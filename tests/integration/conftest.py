@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,16 +137,6 @@ class Pipeline:
         self, topic: str, expected: int, timeout_s: float = 120, settle_s: float = 3.0
     ) -> list[tuple[bytes | None, dict]]:
         """Every record of ``topic``: waits until ``expected`` arrived, then a little longer for extras."""
-        return self.read(topic, lambda out: len(out) >= expected, timeout_s, settle_s)
-
-    def read(
-        self,
-        topic: str,
-        done: Callable[[list[tuple[bytes | None, dict]]], bool],
-        timeout_s: float = 120,
-        settle_s: float = 0.0,
-    ) -> list[tuple[bytes | None, dict]]:
-        """Every record of ``topic`` from its start, until ``done`` holds (then ``settle_s`` more) or the timeout."""
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         name = self.topics.get(topic, topic)
         deadline = time.monotonic() + timeout_s
@@ -160,7 +150,7 @@ class Pipeline:
         while time.monotonic() < deadline:
             for messages in consumer.poll(timeout_ms=300).values():
                 out += [(m.key, orjson.loads(m.value)) for m in messages]
-            if done(out):
+            if len(out) >= expected:
                 settle_until = settle_until or time.monotonic() + settle_s
                 if time.monotonic() >= settle_until:
                     break

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from kafka import KafkaConsumer, TopicPartition
 
 from streams.trends import evaluation as ev
 from streams.trends.windows import WindowSpec
@@ -22,9 +23,19 @@ SPEC = WindowSpec(window_ms=60_000, hop_size_ms=180_000, hop_ms=60_000, grace_ms
 def read_until(
     pipeline: Pipeline, topic: str, done: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 240
 ) -> list[dict[str, Any]]:
-    """The values of ``topic`` once ``done`` holds for them."""
-    records = pipeline.read(topic, lambda out: done([value for _, value in out]), timeout_s)
-    return [value for _, value in records]
+    consumer = KafkaConsumer(bootstrap_servers=pipeline.bootstrap, enable_auto_commit=False)
+    deadline = time.monotonic() + timeout_s
+    while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records: list[dict[str, Any]] = []
+    while not done(records) and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=300).values():
+            records += [orjson.loads(m.value) for m in batch]
+    consumer.close()
+    return records
 
 
 def get_json(port: int, path: str) -> Any:
