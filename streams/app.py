@@ -21,6 +21,7 @@ from streams.inference.moderation import Thresholds
 from streams.inference.session import TextModel
 from streams.metrics import Metrics
 from streams.privacy.policy import PrivacyPolicy
+from streams.rebalance import RebalanceTimer
 from streams.records import Source, dead_letter
 from streams.settings import Settings
 
@@ -44,6 +45,7 @@ class Runtime:
     trends: Any = None  # the TrendsAgent, for the web views
     last_batch_at: float = 0.0  # epoch seconds of the last finished batch, for /health
     enriched_offsets: dict[int, int] = field(default_factory=dict)  # posts.raw partition -> last offset enriched
+    rebalance_started_at: float = 0.0  # epoch seconds the latest rebalance began
     # One inference thread per worker: ONNX Runtime parallelises inside a
     # batch, and a second concurrent batch would only compete for the cores.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "inference"))
@@ -71,6 +73,10 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
+        # A killed worker's partitions wait this long before they move: heartbeats
+        # go ten times per timeout so a live but busy worker is never taken for dead.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 10,
         producer_max_request_size=MAX_RECORD_BYTES,
         # A batch's outputs are sent together and awaited together: a few ms of
         # linger packs them into a few requests instead of one request each.
@@ -118,6 +124,7 @@ def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime
     for name in (settings.topic_raw, *settings.output_topics):
         runtime.topics[name] = raw_topic(app, name, settings)
     runtime.metrics.model_info.info({"text": model.manifest.tag})
+    app.sensors.add(RebalanceTimer(runtime))
     install_agents(runtime)
     return runtime
 

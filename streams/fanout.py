@@ -5,16 +5,41 @@ user and by term; the batch is acknowledged once both have their outputs
 acknowledged. One stream per input topic: two agents reading the same topic
 share its offsets, and one slow or stalled reader holds back (or, at a
 rebalance, loses the place of) the other.
+
+A post that comes again on posts.enriched (an at-least-once repeat upstream, or
+a re-read after a crash) is routed once: the ``routed-posts`` table remembers
+the ids routed, in the partition of the post, so the memory moves with it.
 """
 
 from __future__ import annotations
 
-from faust.types import StreamT
+import time
+from typing import Any
+
+import orjson
+from faust.types import EventT, StreamT
 
 from streams.app import Runtime
+from streams.gaps import GapRepair
+from streams.ingest.dedupe import SeenPosts
 
 BATCH = 500
 LINGER_S = 0.2
+PURGE_INTERVAL_S = 60.0
+
+
+def fresh_posts(events: list[EventT], enriched_topic: str, routed: SeenPosts) -> list[dict[str, Any] | None]:
+    """For each event, the post it carries when it is one not routed before; None otherwise."""
+    posts: list[dict[str, Any] | None] = []
+    batch_ids: set[str] = set()
+    for event in events:
+        post = orjson.loads(event.value) if event.message.topic == enriched_topic else None
+        if post is not None and (post["id"] in batch_ids or routed.seen(post["id"])):
+            post = None
+        if post is not None:
+            batch_ids.add(post["id"])
+        posts.append(post)
+    return posts
 
 
 def install_fanout(runtime: Runtime) -> None:
@@ -22,16 +47,28 @@ def install_fanout(runtime: Runtime) -> None:
     profiles, trends = runtime.profiles, runtime.trends
     if profiles is None and trends is None:
         return
+    routed = SeenPosts(runtime.app, settings.partitions, settings.dedupe_ttl_s, "routed-posts")
+    repair = GapRepair(runtime, "fanout")
     names = [settings.topic_enriched] + ([settings.topic_erasure] if profiles is not None else [])
     source = runtime.app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
-    # concurrency=1: the stages write tables (de-duplication of routed posts).
+    # concurrency=1: the agent writes the routed-posts table.
     @runtime.app.agent(source, name="fanout", concurrency=1)
     async def fanout(stream: StreamT) -> None:
         # take_events is faust-streaming API that its StreamT interface does not declare.
         async for batch in stream.take_events(BATCH, within=LINGER_S):  # type: ignore[attr-defined]
-            events = list(batch)
+            events = await repair.fill(list(batch))
+            posts = fresh_posts(events, settings.topic_enriched, routed)
             if profiles is not None:
-                await profiles.route(events)
+                await profiles.route(events, posts)
             if trends is not None:
-                await trends.route([e for e in events if e.message.topic == settings.topic_enriched])
+                await trends.route(events, posts)
+            now_ms = int(time.time() * 1000)
+            for event, post in zip(events, posts, strict=True):
+                if post is not None:  # remembered once every stage has its outputs acknowledged
+                    routed.remember(event, post["id"], now_ms)
+            await repair.done()
+
+    @runtime.app.timer(PURGE_INTERVAL_S)
+    async def purge_routed_post_ids() -> None:
+        routed.purge(int(time.time() * 1000))

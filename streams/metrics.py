@@ -15,6 +15,8 @@ INFERENCE_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 # End-to-end from arrival on posts.raw to acknowledged output: tens of ms when
 # idle, seconds under a backlog.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# A rebalance: under a second when nothing moves, up to minutes to restore big tables.
+REBALANCE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
@@ -76,6 +78,24 @@ class Metrics:
             "streams_trend_watermark_lag_seconds",
             "Wall clock minus the trends watermark (event time), per trends partition",
             ["partition"],
+            registry=r,
+        )
+        self.rebalance_seconds = Histogram(
+            "streams_rebalance_seconds",
+            "Rebalance phases: join (until the assignment arrives), recovery (tables restored, processing resumed)",
+            ["phase"],
+            buckets=REBALANCE_BUCKETS,
+            registry=r,
+        )
+        self.rebalances = Counter("streams_rebalances_total", "Rebalances completed (recovery included)", registry=r)
+        self.table_rows = Gauge("streams_table_rows", "Rows of each table held by this worker", ["table"], registry=r)
+        self.profile_repeats = Counter(
+            "streams_profile_repeats_skipped_total", "Posts already folded into a profile, seen again", registry=r
+        )
+        self.records_read_back = Counter(
+            "streams_records_read_back_total",
+            "Records the consumer skipped around a rebalance, read back from the broker",
+            ["topic"],
             registry=r,
         )
         self.erasures = Counter("streams_erasures_total", "Erasure requests carried out", registry=r)

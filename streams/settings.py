@@ -42,6 +42,12 @@ ENV: list[tuple[str, str, str, str]] = [
     ("replication", "STREAMS_REPLICATION", "1", "Replication factor of the topics the app creates"),
     ("store", "STREAMS_STORE", "memory://", "Table store URL (memory:// or rocksdb://)"),
     ("guarantee", "STREAMS_GUARANTEE", "at_least_once", "Processing guarantee: at_least_once or exactly_once"),
+    (
+        "session_timeout_s",
+        "STREAMS_SESSION_TIMEOUT_S",
+        "30",
+        "Seconds without a heartbeat before the group gives a dead worker's partitions to the others",
+    ),
     ("batch_size", "STREAMS_BATCH_SIZE", "64", "Posts per inference micro-batch"),
     ("batch_linger_s", "STREAMS_BATCH_LINGER_S", "0.05", "Longest wait for a micro-batch to fill, seconds"),
     ("model_dir", "STREAMS_MODEL_DIR", str(DEFAULT_MODEL_DIR), "Model folder the worker serves"),
@@ -167,6 +173,7 @@ class Settings:
     replication: int
     store: str
     guarantee: str
+    session_timeout_s: float
     batch_size: int
     batch_linger_s: float
     model_dir: Path
@@ -224,6 +231,11 @@ class Settings:
         )
         _require(self.partitions >= 1, "STREAMS_PARTITIONS", "must be at least 1")
         _require(self.replication >= 1, "STREAMS_REPLICATION", "must be at least 1")
+        _require(
+            6 <= self.session_timeout_s <= 300,
+            "STREAMS_SESSION_TIMEOUT_S",
+            "must be between 6 and 300 (the broker's group.min/max.session.timeout.ms)",
+        )
         _require(self.batch_size >= 1, "STREAMS_BATCH_SIZE", "must be at least 1")
         _require(self.batch_linger_s > 0, "STREAMS_BATCH_LINGER_S", "must be above 0 (a batch must not wait forever)")
         _require(self.model_threads >= 1, "STREAMS_MODEL_THREADS", "must be at least 1")

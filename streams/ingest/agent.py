@@ -20,6 +20,7 @@ from faust.types import EventT, StreamT
 
 from streams.app import Runtime
 from streams.errors import InvalidPost, Reason, Stage
+from streams.gaps import GapRepair
 from streams.ingest.dedupe import SeenPosts
 from streams.ingest.enrich import enrich_batch
 from streams.ingest.parse import RawPost, parse_post
@@ -134,6 +135,7 @@ def install_enrich(runtime: Runtime) -> EnrichAgent:
     settings = runtime.settings
     agent = EnrichAgent(runtime)
     source = runtime.topics[settings.topic_raw]
+    repair = GapRepair(runtime, "enrich")
 
     # concurrency=1: with more, Faust may commit past an in-flight event.
     @runtime.app.agent(source, name="enrich", concurrency=1)
@@ -141,7 +143,8 @@ def install_enrich(runtime: Runtime) -> EnrichAgent:
         # take_events is faust-streaming API that its StreamT interface does not declare.
         batches = stream.take_events(settings.batch_size, within=settings.batch_linger_s)  # type: ignore[attr-defined]
         async for events in batches:
-            await agent.process(list(events))
+            await agent.process(await repair.fill(list(events)))
+            await repair.done()
 
     @runtime.app.timer(PURGE_INTERVAL_S)
     async def purge_seen_post_ids() -> None:

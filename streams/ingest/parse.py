@@ -17,6 +17,9 @@ from streams.errors import InvalidPost, Reason, Stage
 from streams.inference.normalize import clean_text
 
 MAX_ID_CHARS = 256
+# Deeper documents are refused: JSON encoders have recursion limits (orjson's is
+# 254), so a post nested deeper could be read but never published.
+MAX_NESTING = 32
 KNOWN_FIELDS = (
     "id", "user_id", "text", "created_at", "platform", "lang", "hashtags",
     "media", "metrics", "reply_to", "repost_of",
@@ -50,7 +53,22 @@ def decode_json(data: bytes | None, max_bytes: int) -> dict[str, Any]:
         raise InvalidPost(Reason.INVALID_JSON, f"invalid JSON: {exc}", Stage.PARSE) from None
     if not isinstance(value, dict):
         raise InvalidPost(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {type(value).__name__}", Stage.PARSE)
+    if nesting(value) > MAX_NESTING:
+        raise InvalidPost(Reason.INVALID_VALUE, f"JSON nested deeper than {MAX_NESTING} levels", Stage.PARSE)
     return value
+
+
+def nesting(value: Any) -> int:
+    """How many objects and arrays deep ``value`` goes (a scalar is 0)."""
+    deepest = 0
+    level: list[Any] = [value]
+    while level:
+        containers = [v for v in level if isinstance(v, dict | list)]
+        if not containers:
+            break
+        deepest += 1
+        level = [item for c in containers for item in (c.values() if isinstance(c, dict) else c)]
+    return deepest
 
 
 def _identifier(value: dict[str, Any], name: str) -> str:

@@ -50,4 +50,17 @@ class PrivacyPolicy:
         if not isinstance(value, dict) or not isinstance(value.get("user_id"), str | int):
             return original, False
         value["user_id"] = self.pseudonymize(str(value["user_id"]).strip())
-        return orjson.dumps(value), True
+        try:
+            return orjson.dumps(value), True
+        except orjson.JSONEncodeError:
+            # Nested past the encoder's limit (such posts are refused for it): those
+            # fields say so instead, and the user id is still never kept raw.
+            return orjson.dumps({k: _encodable_or_note(v) for k, v in value.items()}), True
+
+
+def _encodable_or_note(value: Any) -> Any:
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return "[nested too deep to keep]"
+    return value

@@ -21,6 +21,7 @@ from faust.types import EventT, StreamT
 
 from streams.app import Runtime, internal_topic, raw_topic
 from streams.errors import InvalidPost, Reason, Stage
+from streams.gaps import GapRepair
 from streams.ingest.parse import MAX_ID_CHARS
 from streams.profiles.fold import new_profile, published_profile, update_profile
 from streams.tables import processing
@@ -28,6 +29,8 @@ from streams.topics import compaction_config
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 1.0
+# In the table value: posts.enriched partition -> offset of the last post folded in.
+APPLIED = "applied_offsets"
 POST_FIELDS = ("created_at_ms", "sentiment", "moderation", "terms", "metrics", "language")
 
 
@@ -67,11 +70,13 @@ class ProfilesAgent:
         self.last_published: dict[str, float] = {}
         self.dirty: set[str] = set()
 
-    async def route(self, events: list[EventT]) -> None:
-        """Send each post and erasure request to its user's partition; wait for the acks."""
-        await asyncio.gather(*[await self.route_one(event) for event in events])
+    async def route(self, events: list[EventT], posts: list[dict[str, Any] | None]) -> None:
+        """Send each fresh post (None: a repeat, or not a post) and erasure request to its
+        user's partition; wait for the acks."""
+        pending = [await self.route_one(event, post) for event, post in zip(events, posts, strict=True)]
+        await asyncio.gather(*[p for p in pending if p is not None])
 
-    async def route_one(self, event: EventT) -> Any:
+    async def route_one(self, event: EventT, post: dict[str, Any] | None) -> Any:
         settings = self.rt.settings
         if event.message.topic == settings.topic_erasure:
             try:
@@ -81,10 +86,14 @@ class ProfilesAgent:
                 topic = self.rt.topics[settings.topic_deadletter]
                 return await topic.send(key=event.key, value=orjson.dumps(record))
             envelope: dict[str, Any] = {"kind": "erase", "requested_at_ms": int(time.time() * 1000)}
+        elif post is None:
+            return None
         else:
-            post = orjson.loads(event.value)
             user = post["user_id"]
-            envelope = {"kind": "post", "post": {name: post.get(name) for name in POST_FIELDS}}
+            # The source offset makes the fold idempotent: a repeat of an envelope
+            # (re-sent, or re-read after a rebalance) is recognised and skipped.
+            source = [event.message.partition, event.message.offset]
+            envelope = {"kind": "post", "post": {name: post.get(name) for name in POST_FIELDS}, "source": source}
         return await self.by_user.send(key=user.encode(), value=orjson.dumps(envelope))
 
     async def apply(self, event: EventT) -> None:
@@ -93,7 +102,13 @@ class ProfilesAgent:
         if envelope["kind"] == "erase":
             await self.erase(event, user)
             return
-        profile = update_profile(self.table.get(user) or new_profile(user), envelope["post"])
+        profile = self.table.get(user) or new_profile(user)
+        partition, offset = envelope["source"]
+        if offset <= profile.get(APPLIED, {}).get(str(partition), -1):
+            self.rt.metrics.profile_repeats.inc()
+            return
+        profile = update_profile(profile, envelope["post"])
+        profile[APPLIED] = {**profile.get(APPLIED, {}), str(partition): offset}
         with processing(event):
             self.table[user] = profile
         if time.monotonic() - self.last_published.get(user, 0.0) >= self.interval_s:
@@ -136,12 +151,15 @@ class ProfilesAgent:
 def install_profiles(runtime: Runtime) -> ProfilesAgent:
     """The profiles agent; its input is routed by the fan-out agent (streams.fanout)."""
     agent = ProfilesAgent(runtime)
+    repair = GapRepair(runtime, "profiles")
 
     # concurrency=1: this agent writes a table.
     @runtime.app.agent(agent.by_user, name="profiles", concurrency=1)
     async def profiles(stream: StreamT) -> None:
         async for event in stream.events():
-            await agent.apply(event)
+            for each in await repair.fill([event]):
+                await agent.apply(each)
+            await repair.done()
 
     @runtime.app.timer(FLUSH_INTERVAL_S)
     async def flush_profiles() -> None:

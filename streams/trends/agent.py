@@ -30,7 +30,7 @@ import orjson
 from faust.types import TP, EventT, StreamT
 
 from streams.app import Runtime, internal_topic, raw_topic
-from streams.ingest.dedupe import SeenPosts
+from streams.gaps import GapRepair
 from streams.tables import processing
 from streams.topics import compaction_config
 from streams.trends import windows
@@ -48,8 +48,9 @@ ROUTE_LINGER_S = 0.2
 IDLE_CHECK_S = 1.0
 # Asking the broker for end offsets runs on the consumer's thread: not more often than this.
 END_OFFSETS_INTERVAL_S = 3.0
+# A caught-up claim older than this no longer counts: the heartbeat renews it every few seconds.
+CAUGHT_UP_TTL_S = 5.0
 BROADCAST_INTERVAL_S = 0.2  # the route's watermark reports: windows close this much later at most
-PURGE_INTERVAL_S = 60.0
 # A term with no open pane whose last window closed this many windows ago is forgotten.
 FORGET_AFTER_WINDOWS = 60
 # Before this many windows have closed in a partition, a term's first window seeds
@@ -117,7 +118,6 @@ class TrendsAgent:
             extra_topic_configs=compaction_config(s),
             help="kind+term -> panes, applied offsets, detector and history",
         )
-        self.routed = SeenPosts(app, s.partitions, s.dedupe_ttl_s, "trend-routed-posts")
         self.cluster_table = app.Table("trend-topics", default=None, partitions=1, help="the topic clusterer's state")
         self.windows_out = raw_topic(app, s.topic_trends, s)
         self.alerts_out = raw_topic(app, s.topic_alerts, s)
@@ -135,21 +135,19 @@ class TrendsAgent:
 
     # --- route: posts.enriched -> trends-by-term ------------------------------------
 
-    async def route(self, events: list[EventT]) -> None:
+    async def route(self, events: list[EventT], posts: list[dict[str, Any] | None]) -> None:
+        """Send the mentions of each fresh post (None: not a post, or one routed before) to its terms' partitions."""
         s = self.rt.settings
         by_term: dict[str, list[list[Any]]] = defaultdict(list)
         to_cluster: list[dict[str, Any]] = []
-        routed: list[tuple[EventT, str]] = []
-        batch_ids: set[str] = set()
         newest: dict[int, int] = {}
-        for event in events:
+        for event, post in zip(events, posts, strict=True):
+            if event.message.topic != s.topic_enriched:
+                continue
             self.route_offsets[event.message.partition] = event.message.offset
-            post = orjson.loads(event.value)
-            if post["id"] in batch_ids or self.routed.seen(post["id"]):
+            if post is None:
                 self.metrics.trend_posts_skipped.labels("duplicate").inc()
                 continue
-            batch_ids.add(post["id"])
-            routed.append((event, post["id"]))
             if post["created_at_ms"] > event.message.timestamp * 1000 + s.trend_max_future_s * 1000:
                 self.metrics.trend_posts_skipped.labels("future").inc()
                 continue
@@ -175,9 +173,6 @@ class TrendsAgent:
             self.last_broadcast = time.monotonic()
         await asyncio.gather(*pending)
         self.metrics.trend_mentions_routed.inc(sum(len(m) for m in by_term.values()))
-        now_ms = int(time.time() * 1000)
-        for event, post_id in routed:
-            self.routed.remember(event, post_id, now_ms)
 
     async def caught_up(self, partitions: list[int]) -> list[str]:
         """The posts.enriched partitions among ``partitions`` with nothing more to come soon:
@@ -243,7 +238,7 @@ class TrendsAgent:
         """Send the sources' watermarks to every trends partition."""
         if not marks:
             return []
-        value = orjson.dumps({"wm": marks, "caught_up": caught_up})
+        value = orjson.dumps({"wm": marks, "caught_up": caught_up, "at": time.time()})
         partitions = self.rt.settings.partitions
         return [await self.by_term.send(value=value, partition=p) for p in range(partitions)]
 
@@ -335,7 +330,7 @@ class TrendsAgent:
             if "wm" in value:
                 caught_up = set(value.get("caught_up", ()))
                 for source, ms in value["wm"].items():
-                    pstate.watermark.report(source, ms, now, source in caught_up)
+                    pstate.watermark.report(source, ms, now, value.get("at") if source in caught_up else None)
                 self.advance(pstate, now)
                 marks[partition] = pstate.last_mark = event
                 continue
@@ -358,7 +353,9 @@ class TrendsAgent:
             await self.close_due(partition, event)
 
     def advance(self, pstate: PartitionState, now: float) -> None:
-        current = pstate.watermark.current(self.sources, self.rt.settings.trend_idle_s, now)
+        # Claims made before the latest rebalance are void: the partition may have moved since.
+        since = max(time.time() - CAUGHT_UP_TTL_S, self.rt.rebalance_started_at)
+        current = pstate.watermark.current(self.sources, self.rt.settings.trend_idle_s, now, since)
         if current is not None and (pstate.current is None or current > pstate.current):
             pstate.current = current
             pstate.first = current if pstate.first is None else pstate.first
@@ -468,6 +465,7 @@ class TrendsAgent:
 
 def install_trends(runtime: Runtime) -> TrendsAgent:
     agent = TrendsAgent(runtime)
+    repairs = {"trends": GapRepair(runtime, "trends"), "topics": GapRepair(runtime, "trends-topics")}
 
     def batches(stream: StreamT, size: int) -> Any:
         # take_events is faust-streaming API that its StreamT interface does not declare.
@@ -479,20 +477,18 @@ def install_trends(runtime: Runtime) -> TrendsAgent:
         @runtime.app.agent(agent.to_cluster, name="trends-topics", concurrency=1)
         async def topics(stream: StreamT) -> None:
             async for events in batches(stream, 50):
-                await agent.cluster(list(events))
+                await agent.cluster(await repairs["topics"].fill(list(events)))
+                await repairs["topics"].done()
 
     @runtime.app.agent(agent.by_term, name="trends", concurrency=1)
     async def trends(stream: StreamT) -> None:
         async for events in batches(stream, ROUTE_BATCH):
-            await agent.apply(list(events))
+            await agent.apply(await repairs["trends"].fill(list(events)))
+            await repairs["trends"].done()
 
     @runtime.app.timer(IDLE_CHECK_S)
     async def close_idle_windows() -> None:
         await agent.heartbeat()
         await agent.close_idle()
-
-    @runtime.app.timer(PURGE_INTERVAL_S)
-    async def purge_routed_post_ids() -> None:
-        agent.routed.purge(int(time.time() * 1000))
 
     return agent

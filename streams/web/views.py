@@ -11,6 +11,7 @@ from yarl import URL
 
 from streams.app import Runtime
 from streams.profiles.fold import published_profile
+from streams.rebalance import update_table_rows
 from streams.trends.agent import SEP
 from streams.trends.terms import KINDS
 
@@ -100,6 +101,7 @@ def install_views(runtime: Runtime) -> None:
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
             update_lag(runtime)
+            update_table_rows(runtime.app, runtime.metrics)
             body = generate_latest(runtime.metrics.registry)
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 

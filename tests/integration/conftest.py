@@ -14,9 +14,10 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -90,6 +91,8 @@ class Pipeline:
             "STREAMS_PARTITIONS": str(self.partitions),
             "STREAMS_WEB_PORT": str(port),
             "STREAMS_BATCH_SIZE": "32",
+            # A killed worker's partitions move after 10 s instead of 30 s.
+            "STREAMS_SESSION_TIMEOUT_S": "10",
             "STREAMS_PSEUDONYM_SECRET": PSEUDONYM_SECRET,
             **self.extra_env,
         }
@@ -134,10 +137,33 @@ class Pipeline:
         producer.close()
 
     def consume(
-        self, topic: str, expected: int, timeout_s: float = 120, settle_s: float = 3.0
+        self, topic: str, expected: int, timeout_s: float = 120, settle_s: float = 3.0, committed: bool = False
     ) -> list[tuple[bytes | None, dict]]:
         """Every record of ``topic``: waits until ``expected`` arrived, then a little longer for extras."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        settle_until: float | None = None
+
+        def done(records: list[tuple[bytes | None, dict]]) -> bool:
+            nonlocal settle_until
+            if len(records) >= expected:
+                settle_until = settle_until or time.monotonic() + settle_s
+                return time.monotonic() >= settle_until
+            return False
+
+        return self.read(topic, done, timeout_s, committed)
+
+    def read(
+        self,
+        topic: str,
+        done: Callable[[list[tuple[bytes | None, Any]]], bool],
+        timeout_s: float = 120,
+        committed: bool = False,
+    ) -> list[tuple[bytes | None, Any]]:
+        """(key, JSON value) of the records of ``topic`` from the beginning, until ``done`` says so or time is up.
+
+        ``committed`` reads as a ``read_committed`` consumer: records of aborted transactions are not seen.
+        """
+        isolation = "read_committed" if committed else "read_uncommitted"
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level=isolation)
         name = self.topics.get(topic, topic)
         deadline = time.monotonic() + timeout_s
         while not consumer.partitions_for_topic(name) and time.monotonic() < deadline:
@@ -145,17 +171,17 @@ class Pipeline:
         partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or []]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        out: list[tuple[bytes | None, dict]] = []
-        settle_until: float | None = None
-        while time.monotonic() < deadline:
+        out: list[tuple[bytes | None, Any]] = []
+        while not done(out) and time.monotonic() < deadline:
             for messages in consumer.poll(timeout_ms=300).values():
-                out += [(m.key, orjson.loads(m.value)) for m in messages]
-            if len(out) >= expected:
-                settle_until = settle_until or time.monotonic() + settle_s
-                if time.monotonic() >= settle_until:
-                    break
+                out += [(m.key, None if m.value is None else orjson.loads(m.value)) for m in messages]
         consumer.close()
         return out
+
+    def metrics(self, index: int) -> str:
+        """The Prometheus exposition of the index-th worker."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[index]}/metrics", timeout=10) as response:
+            return str(response.read().decode())
 
 
 @pytest.fixture

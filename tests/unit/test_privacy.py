@@ -82,3 +82,11 @@ def test_dead_letter_originals_carry_the_pseudonym_not_the_user_id() -> None:
     assert altered and b"alice" not in (original or b"")
     assert orjson.loads(original or b"{}")["user_id"] == Pseudonymizer(KEY)("alice")
     assert policy.dead_letter_original(b"not json alice") == (b"not json alice", False)
+
+
+def test_a_dead_letter_original_too_deep_to_encode_keeps_the_pseudonym() -> None:
+    policy = PrivacyPolicy.create(KEY, "email", "email")
+    deep = b"[" * 600 + b"]" * 600  # parses (orjson reads 1,024 levels) but cannot be encoded again
+    original, altered = policy.dead_letter_original(b'{"user_id": "alice", "extra": ' + deep + b', "id": 7}')
+    value = orjson.loads(original or b"{}")
+    assert altered and value == {"user_id": Pseudonymizer(KEY)("alice"), "extra": "[nested too deep to keep]", "id": 7}

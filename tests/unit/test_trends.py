@@ -110,6 +110,15 @@ def test_watermark_is_the_slowest_source_until_it_goes_idle() -> None:
     assert mark.current(["0", "1"], idle_s=10, now=30.0) == 9_000  # all idle: the newest time seen
 
 
+def test_a_caught_up_source_holds_the_watermark_again_once_its_claim_is_stale() -> None:
+    mark = PartitionWatermark(since=0.0)
+    mark.report("0", 5_000, now=1.0, caught_up_at=100.0)  # read everything there was at epoch 100
+    mark.report("1", 8_000, now=1.0)
+    assert mark.current(["0", "1"], idle_s=10, now=2.0, caught_up_since=99.0) == 8_000
+    # After a rebalance at epoch 101 (or once the claim is too old) source 0 may have more to read.
+    assert mark.current(["0", "1"], idle_s=10, now=2.0, caught_up_since=101.0) == 5_000
+
+
 def test_topics_group_close_embeddings_and_keep_their_ids() -> None:
     clusterer = TopicClusterer(similarity=0.8, max_topics=2)
     a, b, c = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]

@@ -1,0 +1,139 @@
+"""Records Faust skips around a rebalance, read back from the broker.
+
+faust-streaming 0.15 can lose records when a rebalance lands while a fetch is in
+flight: the stream drops the records it holds when the flow stops (they belong
+to the old generation), the consumer has already moved its read offset past
+them, and after the seek back to the committed offset it drops the re-fetched
+copies as already read. The stream then goes on from a later offset, and once
+the jump is taken for a gap the committed offset passes the lost records.
+
+Every agent passes its events through ``GapRepair.fill``. Shortly after a
+rebalance it checks that each partition's offsets follow on from the committed
+offset; where they jump, it reads the missing records straight from the broker
+(an independent consumer, no group) and puts them in order before the event
+that jumped, and, once the batch is done, tells Faust's consumer the range is
+handled so its commits can pass it. Transaction markers and aborted records
+leave real gaps: those reads come back empty and cost one fetch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from faust.types import TP, EventT
+
+from streams.metrics import Metrics
+
+log = logging.getLogger(__name__)
+# The race happens while the flow restarts; a minute covers the fetches in flight then.
+CHECK_AFTER_REBALANCE_S = 60.0
+FETCH_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class RefetchedMessage:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float  # seconds, as on Faust's messages
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
+
+
+@dataclass(frozen=True)
+class RefetchedEvent:
+    """A record read back from the broker, shaped like the Faust events the agents read."""
+
+    key: bytes | None
+    value: bytes | None
+    message: RefetchedMessage
+
+
+class GapRepair:
+    def __init__(self, runtime: Any, name: str) -> None:
+        self.rt = runtime
+        self.name = name  # the agent, for the log
+        self.metrics: Metrics = runtime.metrics
+        self.generation: int | None = None
+        self.next_offset: dict[TP, int] = {}
+        self.handled: list[tuple[TP, int, int]] = []  # ranges read back, to hand to Faust after the batch
+
+    async def fill(self, events: list[EventT]) -> list[Any]:
+        """``events`` with the records skipped before any of them put back in place."""
+        app = self.rt.app
+        if app.consumer_generation_id != self.generation:
+            self.generation = app.consumer_generation_id
+            self.next_offset.clear()
+        if time.time() - self.rt.rebalance_started_at > CHECK_AFTER_REBALANCE_S:
+            return events
+        out: list[Any] = []
+        for event in events:
+            tp = event.message.tp
+            expected = self.next_offset.get(tp)
+            if expected is None:
+                expected = committed_offset(app, tp)
+            offset = event.message.offset
+            if expected is not None and offset > expected:
+                out += await self.read_back(tp, expected, offset)
+            out.append(event)
+            self.next_offset[tp] = max(offset + 1, expected or 0)
+        return out
+
+    async def read_back(self, tp: TP, start: int, end: int) -> list[RefetchedEvent]:
+        records = await fetch_range(self.rt.settings, tp, start, end)
+        self.handled.append((tp, start, end - 1))
+        if records:
+            self.metrics.records_read_back.labels(tp.topic).inc(len(records))
+            log.warning(
+                "%s: offsets %d-%d of %s[%d] were skipped by the consumer: %d record(s) read back from the broker",
+                self.name, start, end - 1, tp.topic, tp.partition, len(records),
+            )  # fmt: skip
+        return records
+
+    async def done(self) -> None:
+        """The batch is processed: Faust may commit past the ranges read back."""
+        consumer = self.rt.app.consumer
+        for tp, first, last in self.handled:
+            # A private method of faust's consumer: the one way to mark offsets as handled.
+            await consumer._add_gap(tp, first, last)
+        self.handled.clear()
+
+
+def committed_offset(app: Any, tp: TP) -> int | None:
+    """The offset Faust's consumer resumed the partition from (its private bookkeeping)."""
+    committed = getattr(app.consumer, "_committed_offset", {}).get(tp)
+    return int(committed) if committed is not None else None
+
+
+async def fetch_range(settings: Any, tp: TP, start: int, end: int) -> list[RefetchedEvent]:
+    """Records of ``tp`` from offset ``start`` up to (not including) ``end``."""
+    isolation = "read_committed" if settings.guarantee == "exactly_once" else "read_uncommitted"
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        enable_auto_commit=False,
+        isolation_level=isolation,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    records: list[RefetchedEvent] = []
+    try:
+        partition = TopicPartition(tp.topic, tp.partition)
+        consumer.assign([partition])
+        consumer.seek(partition, start)
+        deadline = time.monotonic() + FETCH_TIMEOUT_S
+        while await consumer.position(partition) < end and time.monotonic() < deadline:
+            batch = await consumer.getmany(partition, timeout_ms=500)
+            for record in batch.get(partition, []):
+                if record.offset < end:
+                    message = RefetchedMessage(tp.topic, tp.partition, record.offset, record.timestamp / 1000)
+                    records.append(RefetchedEvent(record.key, record.value, message))
+    finally:
+        await consumer.stop()
+    return records
