@@ -16,6 +16,7 @@ from typing import Any
 import faust
 from faust.types import EventT, TopicT
 
+from streams.commits import CommitGate, guard_commits
 from streams.errors import InvalidPost
 from streams.inference.moderation import Thresholds
 from streams.inference.session import TextModel
@@ -46,6 +47,7 @@ class Runtime:
     last_batch_at: float = 0.0  # epoch seconds of the last finished batch, for /health
     enriched_offsets: dict[int, int] = field(default_factory=dict)  # posts.raw partition -> last offset enriched
     rebalance_started_at: float = 0.0  # epoch seconds the latest rebalance began
+    commit_gate: CommitGate | None = None  # exactly-once: commits wait for whole batches
     # One inference thread per worker: ONNX Runtime parallelises inside a
     # batch, and a second concurrent batch would only compete for the cores.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "inference"))
@@ -125,6 +127,13 @@ def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime
         runtime.topics[name] = raw_topic(app, name, settings)
     runtime.metrics.model_info.info({"text": model.manifest.tag})
     app.sensors.add(RebalanceTimer(runtime))
+    if settings.guarantee == "exactly_once":
+        gate = runtime.commit_gate = CommitGate()
+
+        @app.task
+        async def gate_commits() -> None:
+            guard_commits(app, gate)
+
     install_agents(runtime)
     return runtime
 

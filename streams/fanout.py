@@ -20,6 +20,7 @@ import orjson
 from faust.types import EventT, StreamT
 
 from streams.app import Runtime
+from streams.commits import processed
 from streams.gaps import GapRepair
 from streams.ingest.dedupe import SeenPosts
 
@@ -58,16 +59,17 @@ def install_fanout(runtime: Runtime) -> None:
         # take_events is faust-streaming API that its StreamT interface does not declare.
         async for batch in stream.take_events(BATCH, within=LINGER_S):  # type: ignore[attr-defined]
             events = await repair.fill(list(batch))
-            posts = fresh_posts(events, settings.topic_enriched, routed)
-            if profiles is not None:
-                await profiles.route(events, posts)
-            if trends is not None:
-                await trends.route(events, posts)
-            now_ms = int(time.time() * 1000)
-            for event, post in zip(events, posts, strict=True):
-                if post is not None:  # remembered once every stage has its outputs acknowledged
-                    routed.remember(event, post["id"], now_ms)
-            await repair.done()
+            async with processed(runtime.commit_gate, stream, events):
+                posts = fresh_posts(events, settings.topic_enriched, routed)
+                if profiles is not None:
+                    await profiles.route(events, posts)
+                if trends is not None:
+                    await trends.route(events, posts)
+                now_ms = int(time.time() * 1000)
+                for event, post in zip(events, posts, strict=True):
+                    if post is not None:  # remembered once every stage has its outputs acknowledged
+                        routed.remember(event, post["id"], now_ms)
+                await repair.done()
 
     @runtime.app.timer(PURGE_INTERVAL_S)
     async def purge_routed_post_ids() -> None:

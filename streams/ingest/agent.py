@@ -19,6 +19,7 @@ import orjson
 from faust.types import EventT, StreamT
 
 from streams.app import Runtime
+from streams.commits import processed
 from streams.errors import InvalidPost, Reason, Stage
 from streams.gaps import GapRepair
 from streams.ingest.dedupe import SeenPosts
@@ -143,8 +144,10 @@ def install_enrich(runtime: Runtime) -> EnrichAgent:
         # take_events is faust-streaming API that its StreamT interface does not declare.
         batches = stream.take_events(settings.batch_size, within=settings.batch_linger_s)  # type: ignore[attr-defined]
         async for events in batches:
-            await agent.process(await repair.fill(list(events)))
-            await repair.done()
+            batch = await repair.fill(list(events))
+            async with processed(runtime.commit_gate, stream, batch):
+                await agent.process(batch)
+                await repair.done()
 
     @runtime.app.timer(PURGE_INTERVAL_S)
     async def purge_seen_post_ids() -> None:

@@ -20,6 +20,7 @@ import orjson
 from faust.types import EventT, StreamT
 
 from streams.app import Runtime, internal_topic, raw_topic
+from streams.commits import processed
 from streams.errors import InvalidPost, Reason, Stage
 from streams.gaps import GapRepair
 from streams.ingest.parse import MAX_ID_CHARS
@@ -157,9 +158,11 @@ def install_profiles(runtime: Runtime) -> ProfilesAgent:
     @runtime.app.agent(agent.by_user, name="profiles", concurrency=1)
     async def profiles(stream: StreamT) -> None:
         async for event in stream.events():
-            for each in await repair.fill([event]):
-                await agent.apply(each)
-            await repair.done()
+            events = await repair.fill([event])
+            async with processed(runtime.commit_gate, stream, events):
+                for each in events:
+                    await agent.apply(each)
+                await repair.done()
 
     @runtime.app.timer(FLUSH_INTERVAL_S)
     async def flush_profiles() -> None:

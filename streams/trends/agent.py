@@ -30,6 +30,7 @@ import orjson
 from faust.types import TP, EventT, StreamT
 
 from streams.app import Runtime, internal_topic, raw_topic
+from streams.commits import gated, processed
 from streams.gaps import GapRepair
 from streams.tables import processing
 from streams.topics import compaction_config
@@ -477,18 +478,24 @@ def install_trends(runtime: Runtime) -> TrendsAgent:
         @runtime.app.agent(agent.to_cluster, name="trends-topics", concurrency=1)
         async def topics(stream: StreamT) -> None:
             async for events in batches(stream, 50):
-                await agent.cluster(await repairs["topics"].fill(list(events)))
-                await repairs["topics"].done()
+                batch = await repairs["topics"].fill(list(events))
+                async with processed(runtime.commit_gate, stream, batch):
+                    await agent.cluster(batch)
+                    await repairs["topics"].done()
 
     @runtime.app.agent(agent.by_term, name="trends", concurrency=1)
     async def trends(stream: StreamT) -> None:
         async for events in batches(stream, ROUTE_BATCH):
-            await agent.apply(await repairs["trends"].fill(list(events)))
-            await repairs["trends"].done()
+            batch = await repairs["trends"].fill(list(events))
+            async with processed(runtime.commit_gate, stream, batch):
+                await agent.apply(batch)
+                await repairs["trends"].done()
 
     @runtime.app.timer(IDLE_CHECK_S)
     async def close_idle_windows() -> None:
-        await agent.heartbeat()
-        await agent.close_idle()
+        # Windows closed here are published and marked closed in one transaction.
+        async with gated(runtime.commit_gate):
+            await agent.heartbeat()
+            await agent.close_idle()
 
     return agent
