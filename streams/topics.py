@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -58,6 +59,22 @@ def ensure_topics(settings: Settings) -> list[str]:
                 pass
         if created:
             log.info("created topics %s with %d partition(s)", ", ".join(created), settings.partitions)
+            wait_until_described(admin, created)
         return created
     finally:
         admin.close()
+
+
+def wait_until_described(admin: KafkaAdminClient, names: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until the broker lists every partition of the new topics.
+
+    A consumer that joins its group before then is assigned nothing from them, and
+    Faust does not rejoin when they appear: the worker would sit idle.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = admin.describe_topics(names)
+        if all(not t.get("error_code") and t.get("partitions") for t in described):
+            return
+        time.sleep(0.2)
+    log.warning("topics %s not fully visible after %ss", ", ".join(names), timeout_s)

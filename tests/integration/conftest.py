@@ -151,6 +151,10 @@ class Pipeline:
 
         return self.read(topic, done, timeout_s, committed)
 
+    def consume_keys(self, topic: str, keys: set[bytes], timeout_s: float = 120) -> list[tuple[bytes | None, Any]]:
+        """Every record of ``topic`` once each of ``keys`` came out (repeats do not count)."""
+        return self.read(topic, lambda records: keys <= {key for key, _ in records}, timeout_s)
+
     def read(
         self,
         topic: str,

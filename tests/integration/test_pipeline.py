@@ -100,8 +100,8 @@ def test_a_worker_killed_again_and_again_loses_no_post(pipeline: Pipeline, recor
         pipeline.consume("enriched", reached, settle_s=0)
         pipeline.kill(worker)
         worker = pipeline.start_worker()
-    enriched = pipeline.consume("enriched", len(good), settle_s=2)
-    dead = pipeline.consume("deadletter", len(bad), settle_s=1)
+    enriched = pipeline.consume_keys("enriched", {key for key, _ in good}, timeout_s=240)
+    dead = pipeline.consume_keys("deadletter", {key for key, _ in bad})
     assert {key for key, _ in enriched} == {key for key, _ in good}
     assert {key for key, _ in dead} == {key for key, _ in bad}
     duplicates = len(enriched) - len(good)

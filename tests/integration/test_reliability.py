@@ -39,7 +39,7 @@ def test_a_broker_restart_mid_replay_loses_no_post(pipeline: Pipeline) -> None:
     time.sleep(3)  # the worker sees the broker gone: connections refused, requests failing
     broker("start", pipeline.bootstrap)
     pipeline.produce(posts[200:])
-    records = pipeline.consume("enriched", len(posts), timeout_s=240)
+    records = pipeline.consume_keys("enriched", {key for key, _ in posts}, timeout_s=240)
     assert {key for key, _ in records} == {key for key, _ in posts}
     assert worker.poll() is None, "the worker exited instead of reconnecting"
 
@@ -67,7 +67,7 @@ def test_ten_thousand_hostile_messages_in_a_real_replay_are_all_dead_lettered(
 
     expected = {key.encode(): reason.value for key, reason, _ in hostile}
     dead = pipeline.read("deadletter", lambda rs: len(rs) >= len(expected), timeout_s=240)
-    enriched = pipeline.consume("enriched", len({k for k, _ in good}), settle_s=1)
+    enriched = pipeline.consume_keys("enriched", {key for key, _ in good})
     seconds = time.monotonic() - started
 
     reasons = {key: record["error"]["type"] for key, record in dead}
@@ -109,7 +109,7 @@ def test_a_burst_ten_times_the_sustainable_rate_drains_in_bounded_memory(
     started = time.monotonic()
     pipeline.produce(burst)
     produce_s = time.monotonic() - started
-    enriched = pipeline.consume("enriched", len(warm_up) + len(burst), timeout_s=280, settle_s=0)
+    enriched = pipeline.consume_keys("enriched", {key for key, _ in burst}, timeout_s=280)
     drain_s = time.monotonic() - started
     deadline = time.monotonic() + 60
     while raw_lag(pipeline) > 0 and time.monotonic() < deadline:
