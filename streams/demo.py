@@ -103,9 +103,9 @@ def _raw_partitions(settings: Settings, port: int) -> list[str] | None:
 def wait_assigned(settings: Settings, ports: list[int], timeout_s: float = 120) -> None:
     """Wait until the workers on ``ports`` share every partition of posts.raw between them.
 
-    A worker answers /health before the group has settled; records written while
-    a new group's first rebalance is still going on can be skipped by Faust (see
-    the README's delivery section), so a replay should start after this.
+    A worker answers /health before the group has settled; a replay started after
+    this meets no rebalance (fewer duplicates, and fewer records for
+    ``streams.gaps`` to read back: see the README's delivery section).
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
