@@ -16,7 +16,7 @@ from typing import Any
 import faust
 from faust.types import EventT, TopicT
 
-from streams.commits import CommitGate, guard_commits
+from streams.commits import CommitGate, anchor_output_topics, guard_commits
 from streams.errors import InvalidPost
 from streams.inference.moderation import Thresholds
 from streams.inference.session import TextModel
@@ -152,4 +152,6 @@ def install_agents(runtime: Runtime) -> None:
     if "trends" in runtime.settings.agent_names:
         runtime.trends = install_trends(runtime)
     install_fanout(runtime)
+    if runtime.commit_gate is not None:
+        anchor_output_topics(runtime)
     install_views(runtime)

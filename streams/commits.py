@@ -109,3 +109,25 @@ async def processed(gate: CommitGate | None, stream: StreamT, events: list[Any])
         for event in events:
             if hasattr(event, "ack"):  # a record read back from the broker is not Faust's to acknowledge
                 await stream.ack(event)
+
+
+def anchor_output_topics(runtime: Any) -> None:
+    """In exactly-once mode, subscribe to the topics the app only writes, and drop what comes.
+
+    Faust picks a record's transaction from its partition in the consumer's metadata; a
+    topic the app does not read is not there, and its records are sent outside any
+    transaction: visible at once, and sent again after a crash. Reading them puts them
+    in the metadata (and in the assignor's groups), so their records join the
+    transaction of their partition like every other output.
+    """
+    settings = runtime.settings
+    written = [settings.topic_flagged, settings.topic_deadletter, settings.topic_trends, settings.topic_alerts]
+    if "profiles" in settings.agent_names:
+        written.append(settings.topic_profiles)
+    topics = [runtime.topics.get(name) or runtime.app.topic(name, value_serializer="raw") for name in written]
+    source = runtime.app.topic(*[t.get_topic_name() for t in topics], value_serializer="raw", key_serializer="raw")
+
+    @runtime.app.agent(source, name="exactly-once-anchor")
+    async def anchor(stream: StreamT) -> None:
+        async for _ in stream.events():
+            pass
