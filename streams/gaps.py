@@ -87,8 +87,9 @@ class GapRepair:
         return out
 
     async def read_back(self, tp: TP, start: int, end: int) -> list[RefetchedEvent]:
-        records = await fetch_range(self.rt.settings, tp, start, end)
-        self.handled.append((tp, start, end - 1))
+        records, reached = await fetch_range(self.rt.settings, tp, start, end)
+        if reached > start:  # what was not read back stays uncommitted: a restart reads it again
+            self.handled.append((tp, start, min(reached, end) - 1))
         if records:
             self.metrics.records_read_back.labels(tp.topic).inc(len(records))
             log.warning(
@@ -112,8 +113,8 @@ def committed_offset(app: Any, tp: TP) -> int | None:
     return int(committed) if committed is not None else None
 
 
-async def fetch_range(settings: Any, tp: TP, start: int, end: int) -> list[RefetchedEvent]:
-    """Records of ``tp`` from offset ``start`` up to (not including) ``end``."""
+async def fetch_range(settings: Any, tp: TP, start: int, end: int) -> tuple[list[RefetchedEvent], int]:
+    """Records of ``tp`` from offset ``start`` up to (not including) ``end``, and the offset reached."""
     isolation = "read_committed" if settings.guarantee == "exactly_once" else "read_uncommitted"
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap,
@@ -134,6 +135,10 @@ async def fetch_range(settings: Any, tp: TP, start: int, end: int) -> list[Refet
                 if record.offset < end:
                     message = RefetchedMessage(tp.topic, tp.partition, record.offset, record.timestamp / 1000)
                     records.append(RefetchedEvent(record.key, record.value, message))
+        reached = await consumer.position(partition)
+        if reached < end:
+            log.error("read back %s[%d] only up to offset %d of %d within %ss", tp.topic, tp.partition, reached, end,
+                      FETCH_TIMEOUT_S)  # fmt: skip
     finally:
         await consumer.stop()
-    return records
+    return records, reached

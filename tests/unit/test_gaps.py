@@ -1,0 +1,84 @@
+"""GapRepair: records the consumer skipped after a rebalance are put back in order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from faust.types import TP
+
+from streams import gaps
+from streams.gaps import GapRepair, RefetchedEvent, RefetchedMessage
+from streams.metrics import Metrics
+
+RAW = TP("posts.raw", 0)
+
+
+@dataclass
+class FakeConsumer:
+    _committed_offset: dict[TP, int] = field(default_factory=lambda: {RAW: 10})
+    gaps: list[tuple[TP, int, int]] = field(default_factory=list)
+
+    async def _add_gap(self, tp: TP, first: int, last: int) -> None:
+        self.gaps.append((tp, first, last))
+
+
+@dataclass
+class FakeApp:
+    consumer: FakeConsumer = field(default_factory=FakeConsumer)
+    consumer_generation_id: int = 1
+
+
+@dataclass
+class FakeRuntime:
+    app: FakeApp = field(default_factory=FakeApp)
+    metrics: Metrics = field(default_factory=Metrics)
+    settings: Any = None
+    rebalance_started_at: float = field(default_factory=time.time)
+
+
+def event(offset: int) -> RefetchedEvent:
+    return RefetchedEvent(b"k", b"v", RefetchedMessage(RAW.topic, RAW.partition, offset, 0.0))
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    asked: list[tuple[int, int]] = []
+
+    async def fetch_range(settings: Any, tp: TP, start: int, end: int) -> tuple[list[RefetchedEvent], int]:
+        asked.append((start, end))
+        return [event(offset) for offset in range(start, end)], end
+
+    monkeypatch.setattr(gaps, "fetch_range", fetch_range)
+    return asked
+
+
+def offsets(events: list[Any]) -> list[int]:
+    return [e.message.offset for e in events]
+
+
+def test_a_jump_after_the_committed_offset_is_read_back_in_order(broker: list[tuple[int, int]]) -> None:
+    runtime = FakeRuntime()
+    repair = GapRepair(runtime, "enrich")
+    filled = asyncio.run(repair.fill([event(10), event(11), event(15), event(16)]))
+    assert offsets(filled) == [10, 11, 12, 13, 14, 15, 16]
+    assert broker == [(12, 15)]
+    asyncio.run(repair.done())
+    assert runtime.app.consumer.gaps == [(RAW, 12, 14)]  # Faust may now commit past them
+
+
+def test_the_first_event_is_checked_against_the_committed_offset(broker: list[tuple[int, int]]) -> None:
+    filled = asyncio.run(GapRepair(FakeRuntime(), "enrich").fill([event(13)]))
+    assert offsets(filled) == [10, 11, 12, 13]
+
+
+def test_repeats_and_quiet_times_are_left_alone(broker: list[tuple[int, int]]) -> None:
+    runtime = FakeRuntime()
+    repair = GapRepair(runtime, "enrich")
+    assert offsets(asyncio.run(repair.fill([event(10), event(11), event(10), event(12)]))) == [10, 11, 10, 12]
+    runtime.rebalance_started_at = time.time() - gaps.CHECK_AFTER_REBALANCE_S - 1
+    assert offsets(asyncio.run(repair.fill([event(20)]))) == [20]  # long after the rebalance: no check
+    assert broker == []
