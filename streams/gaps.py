@@ -25,7 +25,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
-from faust.types import TP, EventT
+from faust.types import TP
 
 from streams.metrics import Metrics
 
@@ -65,7 +65,7 @@ class GapRepair:
         self.next_offset: dict[TP, int] = {}
         self.handled: list[tuple[TP, int, int]] = []  # ranges read back, to hand to Faust after the batch
 
-    async def fill(self, events: list[EventT]) -> list[Any]:
+    async def fill(self, events: list[Any]) -> list[Any]:
         """``events`` with the records skipped before any of them put back in place."""
         app = self.rt.app
         if app.consumer_generation_id != self.generation:
