@@ -24,7 +24,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streams.demo import start_broker, start_workers, stop_workers, wait_healthy  # noqa: E402
+from streams.demo import start_broker, start_workers, stop_broker, stop_workers, wait_healthy  # noqa: E402
 from streams.replay.malformed import malformed  # noqa: E402
 from streams.replay.sources import read_posts  # noqa: E402
 from streams.replay.synthetic import SyntheticPosts  # noqa: E402
@@ -114,12 +114,7 @@ def main() -> None:
         )
     finally:
         stop_workers(workers)
-        if started_broker:
-            import subprocess
-
-            from streams.demo import KAFKA_SCRIPT
-
-            subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+        stop_broker(started_broker)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import dataclasses
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -29,7 +28,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streams.demo import KAFKA_SCRIPT, start_broker, start_workers, stop_workers, wait_healthy  # noqa: E402
+from streams.demo import start_broker, start_workers, stop_broker, stop_workers, wait_healthy  # noqa: E402
 from streams.replay.synthetic import SyntheticPosts  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
@@ -124,8 +123,7 @@ def main() -> None:
         )
     finally:
         stop_workers(workers)
-        if started_broker:
-            subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+        stop_broker(started_broker)
 
 
 if __name__ == "__main__":

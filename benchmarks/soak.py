@@ -16,7 +16,6 @@ import os
 import random
 import re
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -28,7 +27,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streams.demo import KAFKA_SCRIPT, LOG_DIR, start_broker, start_workers, stop_workers, wait_healthy  # noqa: E402
+from streams.demo import LOG_DIR, start_broker, start_workers, stop_broker, stop_workers, wait_healthy  # noqa: E402
 from streams.replay import fuzz  # noqa: E402
 from streams.replay.synthetic import SyntheticPosts  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -144,8 +143,7 @@ def main() -> None:
     finally:
         producer.close()
         stop_workers(workers)
-        if started_broker:
-            subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+        stop_broker(started_broker)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from streams.demo import (  # noqa: E402
-    KAFKA_SCRIPT,
     start_broker,
     start_workers,
+    stop_broker,
     stop_workers,
     wait_assigned,
     wait_healthy,
@@ -252,10 +252,7 @@ def main() -> None:
     try:
         semeval(args, bootstrap) if args.semeval else planted(args, bootstrap)
     finally:
-        if started_broker:
-            import subprocess
-
-            subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+        stop_broker(started_broker)
 
 
 if __name__ == "__main__":

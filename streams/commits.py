@@ -101,14 +101,12 @@ async def gated(gate: CommitGate | None) -> AsyncIterator[None]:
 @asynccontextmanager
 async def processed(gate: CommitGate | None, stream: StreamT, events: list[Any]) -> AsyncIterator[None]:
     """Process a batch: with a gate, no commit lands inside, and the events are acknowledged on the way out."""
-    if gate is None:
+    async with gated(gate):
         yield
-        return
-    async with gate.batch():
-        yield
-        for event in events:
-            if hasattr(event, "ack"):  # a record read back from the broker is not Faust's to acknowledge
-                await stream.ack(event)
+        if gate is not None:
+            for event in events:
+                if hasattr(event, "ack"):  # a record read back from the broker is not Faust's to acknowledge
+                    await stream.ack(event)
 
 
 def anchor_output_topics(runtime: Any) -> None:

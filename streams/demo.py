@@ -42,6 +42,12 @@ def start_broker() -> tuple[str, bool]:
     return started.stdout.strip().splitlines()[-1], not was_running
 
 
+def stop_broker(started: bool) -> None:
+    """Stop the local broker if ``start_broker`` started it (leave one someone else runs)."""
+    if started:
+        subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+
+
 def start_workers(settings: Settings, count: int, first_index: int = 0) -> list[subprocess.Popen[bytes]]:
     """Worker processes numbered from ``first_index``: web port and log file follow the number."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -132,8 +138,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         return show_replay(console, settings, args)
     finally:
         stop_workers(workers)
-        if started_broker:
-            subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+        stop_broker(started_broker)
 
 
 def show_replay(console: Console, settings: Settings, args: argparse.Namespace) -> int:
