@@ -1,68 +1,36 @@
-"""The Faust app built from settings, with the runtime its agents share.
+"""The composition root: builds the runtime, wires every agent, hands them to the views.
 
-``build_runtime`` creates the app, the topics, the metrics and loads the model
-once; ``install_agents`` registers every agent. Nothing here runs on import,
-so tests and the CLI build apps with their own settings.
+``build_runtime`` checks the installed Faust (streams.faust_compat), creates the
+app, the topics and the metrics, loads the model once, and installs the agents
+in flow order:
+
+    enrich (posts.raw) -> fan-out (posts.enriched, control.erasure) -> profiles, trends
+
+Nothing here runs on import, so tests and the CLI build apps with their own settings.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
 
 import faust
-from faust.types import EventT, TopicT
+from faust.types import StreamT
 
-from streams.commits import CommitGate, anchor_output_topics, guard_commits
-from streams.errors import InvalidPost
-from streams.inference.moderation import Thresholds
+from streams import faust_compat
+from streams.commits import CommitGate, guard_commits
+from streams.fanout import Router, install_fanout
 from streams.inference.session import TextModel
+from streams.ingest.agent import install_enrich
 from streams.metrics import Metrics
 from streams.privacy.policy import PrivacyPolicy
+from streams.profiles.agent import ProfilesAgent, install_profiles
 from streams.rebalance import RebalanceTimer
-from streams.records import Source, dead_letter
+from streams.runtime import MAX_RECORD_BYTES, Runtime
 from streams.settings import Settings
+from streams.trends.agent import Trends, install_trends
+from streams.web.views import install_views
 
 log = logging.getLogger(__name__)
-
-# Topics may carry a 1 MB post and its enrichment; Kafka's default is 1 MB.
-MAX_RECORD_BYTES = 8 * 1024 * 1024
-
-
-@dataclass
-class Runtime:
-    """What the agents share: settings, app, topics, model, metrics."""
-
-    settings: Settings
-    app: faust.App
-    model: TextModel
-    metrics: Metrics
-    privacy: PrivacyPolicy
-    topics: dict[str, TopicT] = field(default_factory=dict)
-    profiles: Any = None  # the ProfilesAgent, for the web views
-    trends: Any = None  # the TrendsAgent, for the web views
-    last_batch_at: float = 0.0  # epoch seconds of the last finished batch, for /health
-    enriched_offsets: dict[int, int] = field(default_factory=dict)  # posts.raw partition -> last offset enriched
-    rebalance_started_at: float = 0.0  # epoch seconds the latest rebalance began
-    commit_gate: CommitGate | None = None  # exactly-once: commits wait for whole batches
-    # One inference thread per worker: ONNX Runtime parallelises inside a
-    # batch, and a second concurrent batch would only compete for the cores.
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "inference"))
-
-    def dead_letter_for(self, event: EventT, error: InvalidPost) -> dict[str, Any]:
-        """The dead-letter record of an input event (counted; user id pseudonymised)."""
-        self.metrics.dead_letters.labels(error.reason.value).inc()
-        original, altered = self.privacy.dead_letter_original(event.value)
-        message = event.message
-        source = Source(message.topic, message.partition, message.offset, int(message.timestamp * 1000))
-        return dead_letter(error, source, original, int(time.time() * 1000), altered)
-
-    @property
-    def thresholds(self) -> Thresholds:
-        return Thresholds(self.settings.review_threshold, self.settings.block_threshold)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -79,6 +47,8 @@ def create_app(settings: Settings) -> faust.App:
         # go ten times per timeout so a live but busy worker is never taken for dead.
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 10,
+        # How long the producer retries a record; past it the batch fails (streams.batches).
+        producer_request_timeout=settings.delivery_timeout_s,
         producer_max_request_size=MAX_RECORD_BYTES,
         # A batch's outputs are sent together and awaited together: a few ms of
         # linger packs them into a few requests instead of one request each.
@@ -90,33 +60,8 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-def raw_topic(app: faust.App, name: str, settings: Settings) -> TopicT:
-    return app.topic(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-        replicas=settings.replication,
-        config={"max.message.bytes": str(MAX_RECORD_BYTES)},
-    )
-
-
-def internal_topic(app: faust.App, name: str, partitions: int) -> TopicT:
-    """A topic between two agents of the app, of raw bytes, created by Faust."""
-    return app.topic(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-        internal=True,
-    )
-
-
 def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime:
+    faust_compat.check()
     app = create_app(settings)
     privacy = PrivacyPolicy.create(settings.pseudonym_key(), settings.redact_enriched, settings.redact_flagged)
     if settings.dev_mode and not (settings.pseudonym_secret or settings.pseudonym_secret_file):
@@ -124,34 +69,58 @@ def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime
     model = model or TextModel(settings.model_dir, settings.model_threads, settings.max_text_chars)
     runtime = Runtime(settings, app, model, Metrics(), privacy)
     for name in (settings.topic_raw, *settings.output_topics):
-        runtime.topics[name] = raw_topic(app, name, settings)
+        runtime.topics[name] = runtime.raw_topic(name)
     runtime.metrics.model_info.info({"text": model.manifest.tag})
-    app.sensors.add(RebalanceTimer(runtime))
+    app.sensors.add(RebalanceTimer(runtime.rebalances, runtime.metrics))
     if settings.guarantee == "exactly_once":
-        gate = runtime.commit_gate = CommitGate()
-
-        @app.task
-        async def gate_commits() -> None:
-            guard_commits(app, gate)
-
+        runtime.commit_gate = CommitGate()
     install_agents(runtime)
     return runtime
 
 
 def install_agents(runtime: Runtime) -> None:
-    from streams.fanout import install_fanout
-    from streams.ingest.agent import install_enrich
-    from streams.profiles.agent import install_profiles
-    from streams.trends.agent import install_trends
-    from streams.web.views import install_views
-
-    if "enrich" in runtime.settings.agent_names:
+    """Every agent this worker runs (STREAMS_AGENTS), in flow order, then the views."""
+    names = runtime.settings.agent_names
+    if "enrich" in names:
         install_enrich(runtime)
-    if "profiles" in runtime.settings.agent_names:
-        runtime.profiles = install_profiles(runtime)
-    if "trends" in runtime.settings.agent_names:
-        runtime.trends = install_trends(runtime)
-    install_fanout(runtime)
+    profiles: ProfilesAgent | None = install_profiles(runtime) if "profiles" in names else None
+    trends: Trends | None = install_trends(runtime) if "trends" in names else None
+    routers: list[Router] = [stage for stage in (profiles, trends.route if trends else None) if stage is not None]
+    install_fanout(runtime, routers, read_erasure=profiles is not None)
+    install_start_checks(runtime)
     if runtime.commit_gate is not None:
         anchor_output_topics(runtime)
-    install_views(runtime)
+    install_views(runtime, profiles, trends.query if trends else None)
+
+
+def install_start_checks(runtime: Runtime) -> None:
+    """Once the consumer exists: check its internals, and route commits through the gate (exactly-once)."""
+    app, gate = runtime.app, runtime.commit_gate
+
+    @app.task
+    async def check_consumer_and_gate_commits() -> None:
+        faust_compat.check_consumer(app.consumer)
+        if gate is not None:
+            guard_commits(app, gate)
+
+
+def anchor_output_topics(runtime: Runtime) -> None:
+    """In exactly-once mode, subscribe to the topics the app only writes, and drop what comes.
+
+    Faust picks a record's transaction from its partition in the consumer's metadata; a
+    topic the app does not read is not there, and its records are sent outside any
+    transaction: visible at once, and sent again after a crash. Reading them puts them
+    in the metadata (and in the assignor's groups), so their records join the
+    transaction of their partition like every other output.
+    """
+    settings = runtime.settings
+    written = [settings.topic_flagged, settings.topic_deadletter, settings.topic_trends, settings.topic_alerts]
+    if "profiles" in settings.agent_names:
+        written.append(settings.topic_profiles)
+    topics = [runtime.topics.get(name) or runtime.app.topic(name, value_serializer="raw") for name in written]
+    source = runtime.app.topic(*[t.get_topic_name() for t in topics], value_serializer="raw", key_serializer="raw")
+
+    @runtime.app.agent(source, name="exactly-once-anchor")
+    async def anchor(stream: StreamT) -> None:
+        async for _ in stream.events():
+            pass

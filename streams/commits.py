@@ -20,11 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import faust
 from faust.types import StreamT
+
+from streams import faust_compat
 
 log = logging.getLogger(__name__)
 # A commit waits this long for the batches in flight; past it, it goes ahead (and says so).
@@ -66,26 +69,19 @@ class CommitGate:
                 self.changed.notify_all()
 
 
-def guard_commits(app: Any, gate: CommitGate) -> None:
+def guard_commits(app: faust.App, gate: CommitGate) -> None:
     """Route every commit of Faust's consumer through the gate."""
-    consumer = app.consumer
-    commit: Callable[..., Awaitable[bool]] = consumer.commit
 
-    async def gated_commit(*args: Any, **kwargs: Any) -> bool:
-        async with gate.commit():
-            await flush_table_writes(app)
-            return await commit(*args, **kwargs)
+    def gated_commit(commit: faust_compat.CommitFn) -> faust_compat.CommitFn:
+        async def commit_whole_batches(*args: Any, **kwargs: Any) -> bool:
+            async with gate.commit():
+                # Table writes buffered by Faust join the open transactions before they commit.
+                await faust_compat.flush_producer_buffer(app, time.monotonic() + BUFFER_WAIT_S, time.monotonic)
+                return await commit(*args, **kwargs)
 
-    consumer.commit = gated_commit
+        return commit_whole_batches
 
-
-async def flush_table_writes(app: Any) -> None:
-    """Hand the table writes buffered by Faust to the producer (into the open transactions)."""
-    buffer = app.producer.buffer
-    deadline = time.monotonic() + BUFFER_WAIT_S
-    while buffer.size and time.monotonic() < deadline:
-        await buffer.flush()
-        await asyncio.sleep(0)
+    faust_compat.wrap_commit(app.consumer, gated_commit)
 
 
 @asynccontextmanager
@@ -107,25 +103,3 @@ async def processed(gate: CommitGate | None, stream: StreamT, events: list[Any])
             for event in events:
                 if hasattr(event, "ack"):  # a record read back from the broker is not Faust's to acknowledge
                     await stream.ack(event)
-
-
-def anchor_output_topics(runtime: Any) -> None:
-    """In exactly-once mode, subscribe to the topics the app only writes, and drop what comes.
-
-    Faust picks a record's transaction from its partition in the consumer's metadata; a
-    topic the app does not read is not there, and its records are sent outside any
-    transaction: visible at once, and sent again after a crash. Reading them puts them
-    in the metadata (and in the assignor's groups), so their records join the
-    transaction of their partition like every other output.
-    """
-    settings = runtime.settings
-    written = [settings.topic_flagged, settings.topic_deadletter, settings.topic_trends, settings.topic_alerts]
-    if "profiles" in settings.agent_names:
-        written.append(settings.topic_profiles)
-    topics = [runtime.topics.get(name) or runtime.app.topic(name, value_serializer="raw") for name in written]
-    source = runtime.app.topic(*[t.get_topic_name() for t in topics], value_serializer="raw", key_serializer="raw")
-
-    @runtime.app.agent(source, name="exactly-once-anchor")
-    async def anchor(stream: StreamT) -> None:
-        async for _ in stream.events():
-            pass

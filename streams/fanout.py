@@ -14,19 +14,25 @@ the ids routed, in the partition of the post, so the memory moves with it.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from faust.types import EventT, StreamT
 
-from streams.app import Runtime
-from streams.commits import processed
+from streams.batches import BatchLoop
 from streams.gaps import GapRepair
 from streams.ingest.dedupe import SeenPosts
+from streams.runtime import Runtime
 
 BATCH = 500
 LINGER_S = 0.2
 PURGE_INTERVAL_S = 60.0
+
+
+class Router(Protocol):
+    """A stage fed by the fan-out: the profiles and trends routers."""
+
+    async def route(self, events: list[Any], posts: list[dict[str, Any] | None]) -> None: ...
 
 
 def fresh_posts(events: list[EventT], enriched_topic: str, routed: SeenPosts) -> list[dict[str, Any] | None]:
@@ -43,33 +49,30 @@ def fresh_posts(events: list[EventT], enriched_topic: str, routed: SeenPosts) ->
     return posts
 
 
-def install_fanout(runtime: Runtime) -> None:
+def install_fanout(runtime: Runtime, routers: list[Router], read_erasure: bool) -> None:
+    """The fan-out agent over ``routers`` (in order); ``read_erasure``: control.erasure goes to them too."""
     settings = runtime.settings
-    profiles, trends = runtime.profiles, runtime.trends
-    if profiles is None and trends is None:
+    if not routers:
         return
     routed = SeenPosts(runtime.app, settings.partitions, settings.dedupe_ttl_s, "routed-posts")
-    repair = GapRepair(runtime, "fanout")
-    names = [settings.topic_enriched] + ([settings.topic_erasure] if profiles is not None else [])
+    repair = GapRepair(runtime.app, settings, runtime.metrics, runtime.rebalances, "fanout")
+    loop = BatchLoop("fanout", repair, runtime.commit_gate)
+    names = [settings.topic_enriched] + ([settings.topic_erasure] if read_erasure else [])
     source = runtime.app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    async def fan_out(events: list[Any]) -> None:
+        posts = fresh_posts(events, settings.topic_enriched, routed)
+        for router in routers:
+            await router.route(events, posts)
+        now_ms = int(time.time() * 1000)
+        for event, post in zip(events, posts, strict=True):
+            if post is not None:  # remembered once every stage has its outputs acknowledged
+                routed.remember(event, post["id"], now_ms)
 
     # concurrency=1: the agent writes the routed-posts table.
     @runtime.app.agent(source, name="fanout", concurrency=1)
     async def fanout(stream: StreamT) -> None:
-        # take_events is faust-streaming API that its StreamT interface does not declare.
-        async for batch in stream.take_events(BATCH, within=LINGER_S):  # type: ignore[attr-defined]
-            events = await repair.fill(list(batch))
-            async with processed(runtime.commit_gate, stream, events):
-                posts = fresh_posts(events, settings.topic_enriched, routed)
-                if profiles is not None:
-                    await profiles.route(events, posts)
-                if trends is not None:
-                    await trends.route(events, posts)
-                now_ms = int(time.time() * 1000)
-                for event, post in zip(events, posts, strict=True):
-                    if post is not None:  # remembered once every stage has its outputs acknowledged
-                        routed.remember(event, post["id"], now_ms)
-                await repair.done()
+        await loop.run(stream, BATCH, LINGER_S, fan_out)
 
     @runtime.app.timer(PURGE_INTERVAL_S)
     async def purge_routed_post_ids() -> None:

@@ -23,11 +23,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import faust
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from faust.types import TP
 
+from streams import faust_compat
 from streams.metrics import Metrics
+from streams.runtime import RebalanceClock
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 # The race happens while the flow restarts; a minute covers the fetches in flight then.
@@ -57,28 +61,32 @@ class RefetchedEvent:
 
 
 class GapRepair:
-    def __init__(self, runtime: Any, name: str) -> None:
-        self.rt = runtime
+    def __init__(
+        self, app: faust.App, settings: Settings, metrics: Metrics, rebalances: RebalanceClock, name: str
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.rebalances = rebalances
         self.name = name  # the agent, for the log
-        self.metrics: Metrics = runtime.metrics
         self.generation: int | None = None
         self.next_offset: dict[TP, int] = {}
         self.handled: list[tuple[TP, int, int]] = []  # ranges read back, to hand to Faust after the batch
 
     async def fill(self, events: list[Any]) -> list[Any]:
         """``events`` with the records skipped before any of them put back in place."""
-        app = self.rt.app
+        app = self.app
         if app.consumer_generation_id != self.generation:
             self.generation = app.consumer_generation_id
             self.next_offset.clear()
-        if time.time() - self.rt.rebalance_started_at > CHECK_AFTER_REBALANCE_S:
+        if time.time() - self.rebalances.started_at > CHECK_AFTER_REBALANCE_S:
             return events
         out: list[Any] = []
         for event in events:
             tp = event.message.tp
             expected = self.next_offset.get(tp)
             if expected is None:
-                expected = committed_offset(app, tp)
+                expected = faust_compat.committed_offset(app.consumer, tp)
             offset = event.message.offset
             if expected is not None and offset > expected:
                 out += await self.read_back(tp, expected, offset)
@@ -87,7 +95,7 @@ class GapRepair:
         return out
 
     async def read_back(self, tp: TP, start: int, end: int) -> list[RefetchedEvent]:
-        records, reached = await fetch_range(self.rt.settings, tp, start, end)
+        records, reached = await fetch_range(self.settings, tp, start, end)
         if reached > start:  # what was not read back stays uncommitted: a restart reads it again
             self.handled.append((tp, start, min(reached, end) - 1))
         if records:
@@ -100,20 +108,12 @@ class GapRepair:
 
     async def done(self) -> None:
         """The batch is processed: Faust may commit past the ranges read back."""
-        consumer = self.rt.app.consumer
         for tp, first, last in self.handled:
-            # A private method of faust's consumer: the one way to mark offsets as handled.
-            await consumer._add_gap(tp, first, last)
+            await faust_compat.add_gap(self.app.consumer, tp, first, last)
         self.handled.clear()
 
 
-def committed_offset(app: Any, tp: TP) -> int | None:
-    """The offset Faust's consumer resumed the partition from (its private bookkeeping)."""
-    committed = getattr(app.consumer, "_committed_offset", {}).get(tp)
-    return int(committed) if committed is not None else None
-
-
-async def fetch_range(settings: Any, tp: TP, start: int, end: int) -> tuple[list[RefetchedEvent], int]:
+async def fetch_range(settings: Settings, tp: TP, start: int, end: int) -> tuple[list[RefetchedEvent], int]:
     """Records of ``tp`` from offset ``start`` up to (not including) ``end``, and the offset reached."""
     isolation = "read_committed" if settings.guarantee == "exactly_once" else "read_uncommitted"
     consumer = AIOKafkaConsumer(

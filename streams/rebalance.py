@@ -8,25 +8,23 @@ resumes processing. Table sizes are read at scrape time.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 from faust.types import AppT
 
 from streams.metrics import Metrics
-
-if TYPE_CHECKING:
-    from streams.app import Runtime
+from streams.runtime import RebalanceClock
 
 
 class RebalanceTimer(faust.Sensor):
-    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
+    def __init__(self, clock: RebalanceClock, metrics: Metrics, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.runtime = runtime
-        self.metrics = runtime.metrics
+        self.clock = clock
+        self.metrics = metrics
 
     def on_rebalance_start(self, app: AppT) -> dict[str, float]:
-        self.runtime.rebalance_started_at = time.time()
+        self.clock.mark(time.time())
         return {"start": time.monotonic()}
 
     def on_rebalance_return(self, app: AppT, state: dict[str, float]) -> None:

@@ -17,7 +17,7 @@ from streams.inference.language import detect_language
 from streams.inference.moderation import Decision
 from streams.inference.session import Prediction
 from streams.ingest.parse import RawPost
-from streams.trends.terms import post_terms
+from streams.terms import post_terms
 
 SCHEMA_VERSION = 1
 _HASHTAG = re.compile(r"(?<![\w#])#(\w{1,100})")

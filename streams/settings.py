@@ -11,11 +11,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from streams.errors import SettingsError
 from streams.privacy.pseudonym import DEV_SECRET
 from streams.privacy.redact import parse_kinds
+from streams.terms import KINDS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = PACKAGE_DIR.parent / "models" / "social-minilm"
@@ -47,6 +48,12 @@ ENV: list[tuple[str, str, str, str]] = [
         "STREAMS_SESSION_TIMEOUT_S",
         "30",
         "Seconds without a heartbeat before the group gives a dead worker's partitions to the others",
+    ),
+    (
+        "delivery_timeout_s",
+        "STREAMS_DELIVERY_TIMEOUT_S",
+        "120",
+        "Seconds the producer retries an output; past it the batch is not committed and the worker exits (70)",
     ),
     ("batch_size", "STREAMS_BATCH_SIZE", "64", "Posts per inference micro-batch"),
     ("batch_linger_s", "STREAMS_BATCH_LINGER_S", "0.05", "Longest wait for a micro-batch to fill, seconds"),
@@ -150,7 +157,8 @@ ENV: list[tuple[str, str, str, str]] = [
     ("log_level", "STREAMS_LOG_LEVEL", "info", "Log level: debug, info, warning, error"),
 ]
 
-GUARANTEES = ("at_least_once", "exactly_once")
+Guarantee = Literal["at_least_once", "exactly_once"]
+GUARANTEES: tuple[Guarantee, ...] = get_args(Guarantee)
 AGENTS = ("enrich", "profiles", "trends")
 SECRETS = {"pseudonym_secret"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -172,8 +180,9 @@ class Settings:
     partitions: int
     replication: int
     store: str
-    guarantee: str
+    guarantee: Guarantee
     session_timeout_s: float
+    delivery_timeout_s: float
     batch_size: int
     batch_linger_s: float
     model_dir: Path
@@ -236,6 +245,7 @@ class Settings:
             "STREAMS_SESSION_TIMEOUT_S",
             "must be between 6 and 300 (the broker's group.min/max.session.timeout.ms)",
         )
+        _require(1 <= self.delivery_timeout_s <= 3600, "STREAMS_DELIVERY_TIMEOUT_S", "must be between 1 and 3600")
         _require(self.batch_size >= 1, "STREAMS_BATCH_SIZE", "must be at least 1")
         _require(self.batch_linger_s > 0, "STREAMS_BATCH_LINGER_S", "must be above 0 (a batch must not wait forever)")
         _require(self.model_threads >= 1, "STREAMS_MODEL_THREADS", "must be at least 1")
@@ -263,8 +273,6 @@ class Settings:
                 raise SettingsError(f"{var}: {exc}") from None
 
     def check_trends(self) -> None:
-        from streams.trends.terms import KINDS
-
         unknown = set(self.trend_kind_names) - set(KINDS)
         _require(not unknown, "STREAMS_TREND_KINDS", f"may name only {', '.join(KINDS)}")
         _require(self.trend_window_s >= 1, "STREAMS_TREND_WINDOW_S", "must be at least 1")
@@ -350,6 +358,7 @@ def _text(raw: str) -> str:
 
 _PARSERS: dict[Any, Callable[[str], Any]] = {
     "str": _text,
+    "Guarantee": _text,  # checked against GUARANTEES in Settings.check
     "int": int,
     "float": float,
     "Path": Path,

@@ -3,8 +3,9 @@
 
 validate -> dedupe -> model micro-batch (off the event loop) -> publish.
 Offsets advance only after every output of a batch is acknowledged by the
-broker: ``take_events`` acks the batch when the loop body returns, and the
-body awaits each send's delivery first. A crash repeats work, never loses it.
+broker: the batch loop (``streams.batches``) acks the batch when ``process``
+returns, and ``process`` awaits each send's delivery first; when a send fails
+for good the batch is never committed. A crash repeats work, never loses it.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from typing import Any
 import orjson
 from faust.types import EventT, StreamT
 
-from streams.app import Runtime
-from streams.commits import processed
+from streams.batches import BatchLoop
 from streams.errors import InvalidPost, Reason, Stage
 from streams.gaps import GapRepair
 from streams.ingest.dedupe import SeenPosts
 from streams.ingest.enrich import enrich_batch
 from streams.ingest.parse import RawPost, parse_post
 from streams.metrics import batch_class
+from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
 PURGE_INTERVAL_S = 60.0
@@ -126,28 +127,24 @@ class EnrichAgent:
         if valid:
             outputs += await self.enrich(valid)
         await self.publish(outputs)
+        progress = self.rt.progress
         for event in events:
-            self.rt.enriched_offsets[event.message.partition] = event.message.offset
-        self.rt.last_batch_at = time.time()
-        self.metrics.last_batch_at.set(self.rt.last_batch_at)
+            progress.record(event.message.partition, event.message.offset)
+        progress.last_batch_at = time.time()
+        self.metrics.last_batch_at.set(progress.last_batch_at)
 
 
 def install_enrich(runtime: Runtime) -> EnrichAgent:
     settings = runtime.settings
     agent = EnrichAgent(runtime)
     source = runtime.topics[settings.topic_raw]
-    repair = GapRepair(runtime, "enrich")
+    repair = GapRepair(runtime.app, settings, runtime.metrics, runtime.rebalances, "enrich")
+    loop = BatchLoop("enrich", repair, runtime.commit_gate)
 
     # concurrency=1: with more, Faust may commit past an in-flight event.
     @runtime.app.agent(source, name="enrich", concurrency=1)
     async def enrich(stream: StreamT) -> None:
-        # take_events is faust-streaming API that its StreamT interface does not declare.
-        batches = stream.take_events(settings.batch_size, within=settings.batch_linger_s)  # type: ignore[attr-defined]
-        async for events in batches:
-            batch = await repair.fill(list(events))
-            async with processed(runtime.commit_gate, stream, batch):
-                await agent.process(batch)
-                await repair.done()
+        await loop.run(stream, settings.batch_size, settings.batch_linger_s, agent.process)
 
     @runtime.app.timer(PURGE_INTERVAL_S)
     async def purge_seen_post_ids() -> None:

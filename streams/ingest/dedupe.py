@@ -12,7 +12,7 @@ from __future__ import annotations
 import faust
 from faust.types import EventT
 
-from streams.tables import processing
+from streams.faust_compat import delete_from_partition, processing
 
 
 def expired_ids(entries: list[tuple[str, list[int] | None]], now_ms: int, ttl_ms: int) -> list[tuple[str, int]]:
@@ -41,6 +41,6 @@ class SeenPosts:
         """Forget ids older than the time-to-live; return how many."""
         expired = expired_ids(list(self.table.data.items()), now_ms, self.ttl_ms)
         for key, partition in expired:
-            self.table.data.pop(key, None)
-            self.table.send_changelog(partition, key, None, value_serializer="raw")
+            # Outside any event: the tombstone goes to the partition the id was remembered in.
+            delete_from_partition(self.table, key, partition)
         return len(expired)

@@ -13,7 +13,7 @@ import orjson
 
 from streams.privacy.pseudonym import Pseudonymizer
 from streams.privacy.redact import parse_kinds, redact
-from streams.trends.terms import post_terms
+from streams.terms import post_terms
 
 
 @dataclass(frozen=True)

@@ -19,20 +19,20 @@ from typing import Any
 import orjson
 from faust.types import EventT, StreamT
 
-from streams.app import Runtime, internal_topic, raw_topic
-from streams.commits import processed
+from streams.batches import BatchLoop
 from streams.errors import InvalidPost, Reason, Stage
+from streams.faust_compat import processing
 from streams.gaps import GapRepair
 from streams.ingest.parse import MAX_ID_CHARS
-from streams.profiles.fold import new_profile, published_profile, update_profile
-from streams.tables import processing
+from streams.profiles import envelopes
+from streams.profiles.fold import Profile, new_profile, published_profile, update_profile
+from streams.runtime import Runtime
 from streams.topics import compaction_config
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 1.0
-# In the table value: posts.enriched partition -> offset of the last post folded in.
-APPLIED = "applied_offsets"
-POST_FIELDS = ("created_at_ms", "sentiment", "moderation", "terms", "metrics", "language")
+BATCH = 200
+LINGER_S = 0.1
 
 
 def erasure_user(value: bytes | None) -> str:
@@ -66,8 +66,8 @@ class ProfilesAgent:
             extra_topic_configs=compaction_config(settings),  # erased users leave the changelog too
             help="pseudonymous user id -> profile",
         )
-        self.by_user = internal_topic(runtime.app, f"{settings.app_id}-profiles-by-user", settings.partitions)
-        self.out = raw_topic(runtime.app, settings.topic_profiles, settings)
+        self.by_user = runtime.internal_topic(f"{settings.app_id}-profiles-by-user", settings.partitions)
+        self.out = runtime.raw_topic(settings.topic_profiles)
         self.last_published: dict[str, float] = {}
         self.dirty: set[str] = set()
 
@@ -86,30 +86,32 @@ class ProfilesAgent:
                 record = self.rt.dead_letter_for(event, error)
                 topic = self.rt.topics[settings.topic_deadletter]
                 return await topic.send(key=event.key, value=orjson.dumps(record))
-            envelope: dict[str, Any] = {"kind": "erase", "requested_at_ms": int(time.time() * 1000)}
+            envelope: envelopes.Envelope = envelopes.erase_envelope(int(time.time() * 1000))
         elif post is None:
             return None
         else:
             user = post["user_id"]
-            # The source offset makes the fold idempotent: a repeat of an envelope
-            # (re-sent, or re-read after a rebalance) is recognised and skipped.
-            source = [event.message.partition, event.message.offset]
-            envelope = {"kind": "post", "post": {name: post.get(name) for name in POST_FIELDS}, "source": source}
-        return await self.by_user.send(key=user.encode(), value=orjson.dumps(envelope))
+            envelope = envelopes.post_envelope(post, event.message.partition, event.message.offset)
+        return await self.by_user.send(key=user.encode(), value=envelopes.encode(envelope))
+
+    async def apply_batch(self, events: list[Any]) -> None:
+        for event in events:
+            await self.apply(event)
 
     async def apply(self, event: EventT) -> None:
         user = (event.key or b"").decode()
-        envelope = orjson.loads(event.value)
+        envelope = envelopes.decode(event.value)
         if envelope["kind"] == "erase":
             await self.erase(event, user)
             return
-        profile = self.table.get(user) or new_profile(user)
+        profile: Profile = self.table.get(user) or new_profile(user)
         partition, offset = envelope["source"]
-        if offset <= profile.get(APPLIED, {}).get(str(partition), -1):
+        applied = profile.get("applied_offsets", {})
+        if offset <= applied.get(str(partition), -1):
             self.rt.metrics.profile_repeats.inc()
             return
         profile = update_profile(profile, envelope["post"])
-        profile[APPLIED] = {**profile.get(APPLIED, {}), str(partition): offset}
+        profile["applied_offsets"] = {**applied, str(partition): offset}
         with processing(event):
             self.table[user] = profile
         if time.monotonic() - self.last_published.get(user, 0.0) >= self.interval_s:
@@ -117,7 +119,7 @@ class ProfilesAgent:
         else:
             self.dirty.add(user)
 
-    async def publish(self, user: str, profile: dict[str, Any]) -> None:
+    async def publish(self, user: str, profile: Profile) -> None:
         await self.out.send(key=user.encode(), value=orjson.dumps(published_profile(profile)))
         self.last_published[user] = time.monotonic()
         self.dirty.discard(user)
@@ -148,21 +150,22 @@ class ProfilesAgent:
             else:
                 await self.publish(user, profile)
 
+    def profile(self, user: str) -> dict[str, Any] | None:
+        """The published form of a profile held by this worker (for the query view)."""
+        profile: Profile | None = self.table.get(user)
+        return None if profile is None else published_profile(profile)
+
 
 def install_profiles(runtime: Runtime) -> ProfilesAgent:
     """The profiles agent; its input is routed by the fan-out agent (streams.fanout)."""
     agent = ProfilesAgent(runtime)
-    repair = GapRepair(runtime, "profiles")
+    repair = GapRepair(runtime.app, runtime.settings, runtime.metrics, runtime.rebalances, "profiles")
+    loop = BatchLoop("profiles", repair, runtime.commit_gate)
 
     # concurrency=1: this agent writes a table.
     @runtime.app.agent(agent.by_user, name="profiles", concurrency=1)
     async def profiles(stream: StreamT) -> None:
-        async for event in stream.events():
-            events = await repair.fill([event])
-            async with processed(runtime.commit_gate, stream, events):
-                for each in events:
-                    await agent.apply(each)
-                await repair.done()
+        await loop.run(stream, BATCH, LINGER_S, agent.apply_batch)
 
     @runtime.app.timer(FLUSH_INTERVAL_S)
     async def flush_profiles() -> None:

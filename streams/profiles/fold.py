@@ -8,7 +8,7 @@ received, languages), never what they are.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
 INTEREST_HALF_LIFE_DAYS = 7.0
@@ -18,7 +18,25 @@ MIN_INTEREST = 0.05
 DAY_MS = 86_400_000
 
 
-def new_profile(user: str) -> dict[str, Any]:
+class Profile(TypedDict):
+    """A user's profile as the ``profiles`` table holds it (JSON on the changelog)."""
+
+    schema_version: int
+    user_id: str
+    posts: int
+    first_seen: int | None  # event ms
+    last_seen: int | None
+    sentiment: dict[str, int]  # label -> posts
+    flagged: int
+    hashtags: dict[str, float]  # tag -> decayed weight
+    interests_at: int | None  # event ms the weights are aged to
+    engagement: dict[str, int]  # likes, reposts, replies received
+    languages: dict[str, int]
+    # posts.enriched partition -> offset of the last post folded in (makes the fold idempotent)
+    applied_offsets: NotRequired[dict[str, int]]
+
+
+def new_profile(user: str) -> Profile:
     return {
         "schema_version": SCHEMA_VERSION,
         "user_id": user,
@@ -47,10 +65,10 @@ def _top(weights: dict[str, float]) -> dict[str, float]:
     return {term: round(weight, 4) for term, weight in ranked}
 
 
-def update_profile(profile: dict[str, Any], post: dict[str, Any]) -> dict[str, Any]:
+def update_profile(profile: Profile, post: dict[str, Any]) -> Profile:
     """The profile after one more enriched post (event time from ``created_at_ms``)."""
     at = int(post["created_at_ms"])
-    out = {**profile, "sentiment": dict(profile["sentiment"]), "engagement": dict(profile["engagement"])}
+    out: Profile = {**profile, "sentiment": dict(profile["sentiment"]), "engagement": dict(profile["engagement"])}
     out["posts"] = profile["posts"] + 1
     out["first_seen"] = min(at, profile["first_seen"] or at)
     out["last_seen"] = max(at, profile["last_seen"] or at)
@@ -74,10 +92,11 @@ def update_profile(profile: dict[str, Any], post: dict[str, Any]) -> dict[str, A
     return out
 
 
-def published_profile(profile: dict[str, Any]) -> dict[str, Any]:
+def published_profile(profile: Profile) -> dict[str, Any]:
     """The record for users.profiles: counts plus the derived rates and top interests."""
     posts = max(profile["posts"], 1)
-    span_days = max((profile["last_seen"] - profile["first_seen"]) / DAY_MS, 1.0) if profile["first_seen"] else 1.0
+    first, last = profile["first_seen"], profile["last_seen"]
+    span_days = max((last - first) / DAY_MS, 1.0) if first is not None and last is not None else 1.0
     top = sorted(profile["hashtags"].items(), key=lambda item: (-item[1], item[0]))[:TOP_INTERESTS]
     return {
         "schema_version": SCHEMA_VERSION,

@@ -21,6 +21,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+# A term's detector state (JSON in the term's table value): mean, var, level, trend,
+# alert (the open alert or None), windows seen, seeded.
+Model = dict[str, Any]
+
 # A gap of this many empty windows resets the baseline: the weights left are nil.
 MAX_ZERO_STEPS = 200
 
@@ -44,7 +48,7 @@ class DetectorSettings:
     horizon: int = 3  # forecast windows
 
 
-def new_model(first_count: float | None = None) -> dict[str, Any]:
+def new_model(first_count: float | None = None) -> Model:
     """A term's detector state: seeded with its first count at the start of a stream,
     or from 0 (and at once able to alert) for a term new to a running stream."""
     level = float(first_count or 0.0)

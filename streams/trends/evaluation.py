@@ -18,6 +18,8 @@ from typing import Any
 
 from kafka.partitioner.default import murmur2
 
+from streams.trends import windows as trend_windows
+from streams.trends.state import Mention, TermState, new_state
 from streams.trends.windows import WindowSpec
 
 DAY_MS = 86_400_000
@@ -261,9 +263,7 @@ class OfflineRun:
 def run_offline(posts: list[dict[str, Any]], spec: WindowSpec, detector: Any, warm_up_windows: int = 10) -> OfflineRun:
     """The windows and alerts of the hashtag trends of ``posts`` (in arrival order), without Kafka:
     the same window and detector code, one partition, watermark = newest event time."""
-    from streams.trends import windows as w
-
-    states: dict[str, dict[str, Any]] = {}
+    states: dict[str, TermState] = {}
     run = OfflineRun({}, [], 0)
     watermark: int | None = None
     first: int | None = None
@@ -271,8 +271,9 @@ def run_offline(posts: list[dict[str, Any]], spec: WindowSpec, detector: Any, wa
     for offset, post in enumerate(posts):
         ts = post["created_at"]
         for tag in post.get("hashtags", []):
-            state = states.setdefault(tag, w.new_state("hashtag", tag, 0))
-            if w.add(state, [post["id"], ts, post["user_id"], 1, 0, 0, offset], spec, watermark) == "late":
+            state = states.setdefault(tag, new_state("hashtag", tag, 0))
+            mention = Mention(post["id"], ts, post["user_id"], 1, 0, 0, offset)
+            if trend_windows.add(state, mention, spec, watermark) == "late":
                 run.late += 1
         watermark = ts if watermark is None else max(watermark, ts)
         first = watermark if first is None else first
@@ -281,9 +282,9 @@ def run_offline(posts: list[dict[str, Any]], spec: WindowSpec, detector: Any, wa
             continue
         closed_boundary = spec.boundary(watermark)
         for state in states.values():
-            due = w.next_due(state, spec)
+            due = trend_windows.next_due(state, spec)
             if due is not None and due <= watermark:
-                closed = w.close(state, watermark, spec, detector, warm)
+                closed = trend_windows.close(state, watermark, spec, detector, warm)
                 for window in closed.windows:
                     run.windows[(state["term"], window["type"], window["start"])] = window
                 run.alerts += [(state["term"], alert["window"]["start"]) for alert in closed.alerts]

@@ -7,8 +7,9 @@ A window [start, end) is final once the watermark passes ``end + grace_ms``;
 then it is published once and never changes. A mention whose pane is already
 final is late: it is counted by a metric and left out of the windows.
 
-The state of a term is a plain dict (a Faust table value, JSON on the
-changelog); these functions are pure, so the tests check them without Kafka.
+The state of a term is a ``TermState`` (streams.trends.state: a Faust table
+value, JSON on the changelog); these functions are pure, so the tests check
+them without Kafka.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from streams.records import SCHEMA_VERSION, iso_utc
 from streams.trends import detect
+from streams.trends.state import SENTIMENTS, Mention, MentionOutcome, Pane, TermState
 
-SENTIMENTS = ("negative", "neutral", "positive")
 MAX_USERS_PER_PANE = 500  # unique users are exact up to this many per pane
 SAMPLES_PER_PANE = 3
 HISTORY_WINDOWS = 60  # closed tumbling windows kept for queries
@@ -59,32 +61,15 @@ class WindowSpec:
         return self.window_ms if window_type == "tumbling" else self.hop_size_ms
 
 
-def new_state(kind: str, term: str, partition: int, label: str | None = None) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "term": term,
-        "label": label,
-        "p": partition,
-        "panes": {},
-        "applied": {},
-        "closed": None,
-        "model": None,
-        "model_end": None,
-        "history": [],
-    }
-
-
-def is_late(state: dict[str, Any], pane_start: int, spec: WindowSpec, watermark_ms: int | None) -> bool:
+def is_late(state: TermState, pane_start: int, spec: WindowSpec, watermark_ms: int | None) -> bool:
     if state["closed"] is not None and pane_start < state["closed"]:
         return True
     return watermark_ms is not None and pane_start < spec.boundary(watermark_ms)
 
 
-def add(state: dict[str, Any], mention: list[Any], spec: WindowSpec, watermark_ms: int | None) -> str:
-    """Add one mention [post id, ts ms, user, sentiment index, toxic, source partition, source offset].
-
-    Returns "added", "late", or "duplicate" (already applied from that source
-    offset: a re-sent batch after a restart is not counted twice).
+def add(state: TermState, mention: Mention, spec: WindowSpec, watermark_ms: int | None) -> MentionOutcome:
+    """Add one mention: "added", "late", or "duplicate" (already applied from that
+    source offset: a re-sent batch after a restart is not counted twice).
     """
     post_id, ts_ms, user, sentiment, toxic, source_partition, source_offset = mention
     applied = state["applied"].get(str(source_partition))
@@ -108,7 +93,7 @@ def add(state: dict[str, Any], mention: list[Any], spec: WindowSpec, watermark_m
     return "added"
 
 
-def aggregate(panes: list[list[Any]]) -> dict[str, Any]:
+def aggregate(panes: list[Pane]) -> dict[str, Any]:
     count = sum(p[COUNT] for p in panes)
     users: set[str] = set()
     for pane in panes:
@@ -132,7 +117,7 @@ class Closed:
 
 
 def close(
-    state: dict[str, Any], watermark_ms: int, spec: WindowSpec, detector: detect.DetectorSettings, warm: bool
+    state: TermState, watermark_ms: int, spec: WindowSpec, detector: detect.DetectorSettings, warm: bool
 ) -> Closed:
     """Close every window of the term that ends at or before the watermark's boundary.
 
@@ -168,7 +153,7 @@ def close(
 
 
 def _observe(
-    state: dict[str, Any], window: dict[str, Any], spec: WindowSpec, s: detect.DetectorSettings, warm: bool
+    state: TermState, window: dict[str, Any], spec: WindowSpec, s: detect.DetectorSettings, warm: bool
 ) -> dict[str, Any] | None:
     """Feed a closed tumbling window to the term's detector; the alert it opens, if any."""
     count = window["count"]
@@ -199,7 +184,7 @@ def _observe(
     }
 
 
-def next_due(state: dict[str, Any], spec: WindowSpec) -> int | None:
+def next_due(state: TermState, spec: WindowSpec) -> int | None:
     """The watermark at which this term next has a window to close."""
     if not state["panes"]:
         return None
@@ -210,8 +195,6 @@ def next_due(state: dict[str, Any], spec: WindowSpec) -> int | None:
 
 def window_record(kind: str, term: str, label: str | None, window: dict[str, Any]) -> dict[str, Any]:
     """A final window as published to trends.windows."""
-    from streams.records import SCHEMA_VERSION, iso_utc
-
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "term": term,
@@ -239,8 +222,6 @@ def window_record(kind: str, term: str, label: str | None, window: dict[str, Any
 
 def alert_record(kind: str, term: str, label: str | None, alert: dict[str, Any]) -> dict[str, Any]:
     """An alert as published to trends.alerts."""
-    from streams.records import SCHEMA_VERSION, iso_utc
-
     window = alert["window"]
     return {
         "schema_version": SCHEMA_VERSION,

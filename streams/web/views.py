@@ -1,4 +1,8 @@
-"""The worker's HTTP views: Prometheus metrics and health."""
+"""The worker's HTTP views: Prometheus metrics, health, and the profile and trend queries.
+
+The views see the agents only through the seams of streams.runtime
+(``ProfileQueries``, ``TrendQueries``), handed in by the composition root.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,9 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
-from streams.app import Runtime
-from streams.profiles.fold import published_profile
 from streams.rebalance import update_table_rows
-from streams.trends.agent import SEP
-from streams.trends.terms import KINDS
+from streams.runtime import ProfileQueries, Runtime, TrendQueries
+from streams.terms import KINDS
 
 MAX_TOP_K = 1000
 
@@ -54,9 +56,8 @@ async def from_other_workers(runtime: Runtime, table_name: str, request: Request
     return answers
 
 
-def install_trend_views(runtime: Runtime) -> None:
+def install_trend_views(runtime: Runtime, trends: TrendQueries) -> None:
     app = runtime.app
-    agent = runtime.trends
 
     @app.page("/trends/top")
     class TopTrendsView(View):
@@ -70,9 +71,9 @@ def install_trend_views(runtime: Runtime) -> None:
                 k = -1
             if kind not in KINDS or not 1 <= k <= MAX_TOP_K:
                 return self.json({"error": f"kind must be one of {', '.join(KINDS)}; k 1 to {MAX_TOP_K}"}, status=400)
-            entries = agent.top(kind, k)
+            entries = trends.top(kind, k)
             if request.query.get("local") != "1":
-                for answer in await from_other_workers(runtime, agent.table.name, request):
+                for answer in await from_other_workers(runtime, trends.table.name, request):
                     entries += answer["top"]
                 newest = max((e["window_end"] for e in entries), default=None)
                 entries = sorted((e for e in entries if e["window_end"] == newest), key=lambda e: -e["count"])[:k]
@@ -84,17 +85,17 @@ def install_trend_views(runtime: Runtime) -> None:
 
         async def get(self, request: Request) -> Response:
             kind, term = request.query.get("kind", "hashtag"), request.query.get("term", "")
-            state = agent.table.get(f"{kind}{SEP}{term}")
-            if state is not None:
-                return self.json(agent.term_view(state))
+            view = trends.term(kind, term)
+            if view is not None:
+                return self.json(view)
             if request.query.get("local") != "1":
-                answers = await from_other_workers(runtime, agent.table.name, request)
+                answers = await from_other_workers(runtime, trends.table.name, request)
                 if answers:
                     return self.json(answers[0])
             return self.json({"error": f"no recent windows for {kind} {term!r}"}, status=404)
 
 
-def install_views(runtime: Runtime) -> None:
+def install_views(runtime: Runtime, profiles: ProfileQueries | None, trends: TrendQueries | None) -> None:
     app = runtime.app
 
     @app.page("/metrics")
@@ -105,8 +106,9 @@ def install_views(runtime: Runtime) -> None:
             body = generate_latest(runtime.metrics.registry)
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    if runtime.profiles is not None:
-        table = runtime.profiles.table
+    if profiles is not None:
+        table = profiles.table
+        profile_of = profiles.profile
 
         @app.page("/profiles/{user}/")
         class ProfileView(View):
@@ -115,20 +117,20 @@ def install_views(runtime: Runtime) -> None:
             @app.table_route(table=table, match_info="user")
             async def get(self: View, request: Request, *args: Any, **params: Any) -> Response:
                 user = str(params["user"])
-                profile = table.get(user)
+                profile = profile_of(user)
                 if profile is None:
                     return self.json({"error": f"no profile for {user}"}, status=404)
-                return self.json(published_profile(profile))
+                return self.json(profile)
 
-    if runtime.trends is not None:
-        install_trend_views(runtime)
+    if trends is not None:
+        install_trend_views(runtime, trends)
 
     @app.page("/health")
     class HealthView(View):
         async def get(self, request: Request) -> Response:
             consumer = app.consumer
             assigned = sorted(f"{tp.topic}[{tp.partition}]" for tp in consumer.assignment())
-            last = runtime.last_batch_at
+            last = runtime.progress.last_batch_at
             # Without posts the stream is idle, not unhealthy: health is about
             # being in the group with partitions to consume.
             healthy = not app.rebalancing

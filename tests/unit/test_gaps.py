@@ -13,6 +13,8 @@ from faust.types import TP
 from streams import gaps
 from streams.gaps import GapRepair, RefetchedEvent, RefetchedMessage
 from streams.metrics import Metrics
+from streams.runtime import RebalanceClock
+from streams.settings import Settings
 
 RAW = TP("posts.raw", 0)
 
@@ -32,12 +34,9 @@ class FakeApp:
     consumer_generation_id: int = 1
 
 
-@dataclass
-class FakeRuntime:
-    app: FakeApp = field(default_factory=FakeApp)
-    metrics: Metrics = field(default_factory=Metrics)
-    settings: Any = None
-    rebalance_started_at: float = field(default_factory=time.time)
+def repair_for(app: FakeApp, clock: RebalanceClock | None = None) -> GapRepair:
+    clock = clock or RebalanceClock(time.time())
+    return GapRepair(app, Settings.from_env({}), Metrics(), clock, "enrich")  # type: ignore[arg-type]
 
 
 def event(offset: int) -> RefetchedEvent:
@@ -48,7 +47,7 @@ def event(offset: int) -> RefetchedEvent:
 def broker(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     asked: list[tuple[int, int]] = []
 
-    async def fetch_range(settings: Any, tp: TP, start: int, end: int) -> tuple[list[RefetchedEvent], int]:
+    async def fetch_range(settings: Settings, tp: TP, start: int, end: int) -> tuple[list[RefetchedEvent], int]:
         asked.append((start, end))
         return [event(offset) for offset in range(start, end)], end
 
@@ -61,24 +60,24 @@ def offsets(events: list[Any]) -> list[int]:
 
 
 def test_a_jump_after_the_committed_offset_is_read_back_in_order(broker: list[tuple[int, int]]) -> None:
-    runtime = FakeRuntime()
-    repair = GapRepair(runtime, "enrich")
+    app = FakeApp()
+    repair = repair_for(app)
     filled = asyncio.run(repair.fill([event(10), event(11), event(15), event(16)]))
     assert offsets(filled) == [10, 11, 12, 13, 14, 15, 16]
     assert broker == [(12, 15)]
     asyncio.run(repair.done())
-    assert runtime.app.consumer.gaps == [(RAW, 12, 14)]  # Faust may now commit past them
+    assert app.consumer.gaps == [(RAW, 12, 14)]  # Faust may now commit past them
 
 
 def test_the_first_event_is_checked_against_the_committed_offset(broker: list[tuple[int, int]]) -> None:
-    filled = asyncio.run(GapRepair(FakeRuntime(), "enrich").fill([event(13)]))
+    filled = asyncio.run(repair_for(FakeApp()).fill([event(13)]))
     assert offsets(filled) == [10, 11, 12, 13]
 
 
 def test_repeats_and_quiet_times_are_left_alone(broker: list[tuple[int, int]]) -> None:
-    runtime = FakeRuntime()
-    repair = GapRepair(runtime, "enrich")
+    clock = RebalanceClock(time.time())
+    repair = repair_for(FakeApp(), clock)
     assert offsets(asyncio.run(repair.fill([event(10), event(11), event(10), event(12)]))) == [10, 11, 10, 12]
-    runtime.rebalance_started_at = time.time() - gaps.CHECK_AFTER_REBALANCE_S - 1
+    clock.mark(time.time() - gaps.CHECK_AFTER_REBALANCE_S - 1)
     assert offsets(asyncio.run(repair.fill([event(20)]))) == [20]  # long after the rebalance: no check
     assert broker == []

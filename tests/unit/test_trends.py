@@ -7,8 +7,9 @@ import random
 import pytest
 
 from streams.trends import detect, evaluation, windows
+from streams.terms import MAX_TERM_CHARS, cashtags, keywords, post_terms
 from streams.trends.detect import DetectorSettings
-from streams.trends.terms import MAX_TERM_CHARS, cashtags, keywords, post_terms
+from streams.trends.state import Mention, new_state
 from streams.trends.topics import TopicClusterer
 from streams.trends.watermarks import PartitionWatermark
 from streams.trends.windows import WindowSpec
@@ -17,8 +18,8 @@ SPEC = WindowSpec(window_ms=60_000, hop_size_ms=180_000, hop_ms=60_000, grace_ms
 T0 = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
 
 
-def mention(i: int, ts: int, partition: int = 0, user: str = "u1") -> list:
-    return [f"p{i}", ts, user, 2, 0, partition, i]
+def mention(i: int, ts: int, partition: int = 0, user: str = "u1") -> Mention:
+    return Mention(f"p{i}", ts, user, 2, 0, partition, i)
 
 
 def test_keywords_drop_stop_words_links_mentions_and_huge_words() -> None:
@@ -33,7 +34,7 @@ def test_cashtags_and_redaction_masks() -> None:
 
 
 def test_tumbling_and_hopping_counts_are_exact() -> None:
-    state = windows.new_state("hashtag", "x", 0)
+    state = new_state("hashtag", "x", 0)
     times = [T0 + 5_000, T0 + 59_000, T0 + 61_000, T0 + 150_000]
     for i, ts in enumerate(times):
         assert windows.add(state, mention(i, ts), SPEC, None) == "added"
@@ -45,7 +46,7 @@ def test_tumbling_and_hopping_counts_are_exact() -> None:
 
 
 def test_a_window_closes_only_after_its_grace_and_a_late_mention_is_left_out() -> None:
-    state = windows.new_state("hashtag", "x", 0)
+    state = new_state("hashtag", "x", 0)
     windows.add(state, mention(0, T0 + 1_000), SPEC, None)
     assert windows.close(state, T0 + 60_000 + 9_999, SPEC, DetectorSettings(), False).windows == []
     windows.add(state, mention(1, T0 + 2_000), SPEC, T0 + 69_999)  # still within the grace
@@ -55,14 +56,14 @@ def test_a_window_closes_only_after_its_grace_and_a_late_mention_is_left_out() -
 
 
 def test_a_resent_mention_is_not_counted_twice() -> None:
-    state = windows.new_state("hashtag", "x", 0)
+    state = new_state("hashtag", "x", 0)
     assert windows.add(state, mention(5, T0), SPEC, None) == "added"
     assert windows.add(state, mention(5, T0), SPEC, None) == "duplicate"
     assert windows.add(state, mention(5, T0, partition=1), SPEC, None) == "added"  # another source partition
 
 
 def test_unique_users_are_exact_up_to_the_cap() -> None:
-    state = windows.new_state("hashtag", "x", 0)
+    state = new_state("hashtag", "x", 0)
     for i in range(windows.MAX_USERS_PER_PANE + 10):
         windows.add(state, mention(i, T0 + 10, user=f"user{i % (windows.MAX_USERS_PER_PANE + 5)}"), SPEC, None)
     window = windows.close(state, T0 + 70_000, SPEC, DetectorSettings(), False).windows[0]

@@ -1,0 +1,51 @@
+"""What the fan-out sends to the profiles agent on ``profiles-by-user``, keyed by pseudonymous user id.
+
+    {"kind": "post", "post": {fields of the enriched post}, "source": [partition, offset]}
+    {"kind": "erase", "requested_at_ms": epoch ms}
+
+The source partition and offset make the fold idempotent: a repeat of an
+envelope (re-sent, or re-read after a rebalance) is recognised and skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+import orjson
+
+POST_FIELDS = ("created_at_ms", "sentiment", "moderation", "terms", "metrics", "language")
+
+
+class PostEnvelope(TypedDict):
+    kind: Literal["post"]
+    post: dict[str, Any]
+    source: tuple[int, int]  # posts.enriched partition, offset
+
+
+class EraseEnvelope(TypedDict):
+    kind: Literal["erase"]
+    requested_at_ms: int
+
+
+Envelope = PostEnvelope | EraseEnvelope
+
+
+def post_envelope(post: dict[str, Any], partition: int, offset: int) -> PostEnvelope:
+    return {"kind": "post", "post": {name: post.get(name) for name in POST_FIELDS}, "source": (partition, offset)}
+
+
+def erase_envelope(now_ms: int) -> EraseEnvelope:
+    return {"kind": "erase", "requested_at_ms": now_ms}
+
+
+def encode(envelope: Envelope) -> bytes:
+    return orjson.dumps(envelope)
+
+
+def decode(value: bytes) -> Envelope:
+    """An envelope read back from the topic (written by ``encode``: trusted, not validated)."""
+    raw = orjson.loads(value)
+    if raw["kind"] == "erase":
+        return {"kind": "erase", "requested_at_ms": int(raw["requested_at_ms"])}
+    partition, offset = raw["source"]
+    return {"kind": "post", "post": raw["post"], "source": (int(partition), int(offset))}

@@ -1,0 +1,136 @@
+"""What the agents share, typed: settings, app, topics, model, metrics, and the seams between them.
+
+``streams.app`` (the composition root) builds one ``Runtime`` and hands it to
+each agent; agents import this module, never ``streams.app``. Where one part
+reads what another does, it goes through a named interface here:
+
+- ``EnrichProgress``  written by the enrich agent; read by the trends router
+                      (is posts.raw enriched to its end?) and by /health.
+- ``RebalanceClock``  written by the rebalance sensor; read by gap repair and
+                      the trends watermark (claims older than a rebalance are void).
+- ``TrendQueries`` and ``ProfileQueries``: what the web views ask of the agents.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import faust
+from faust.types import EventT, TopicT
+
+from streams.commits import CommitGate
+from streams.errors import InvalidPost
+from streams.inference.moderation import Thresholds
+from streams.inference.session import TextModel
+from streams.metrics import Metrics
+from streams.privacy.policy import PrivacyPolicy
+from streams.records import Source, dead_letter
+from streams.settings import Settings
+
+# Topics may carry a 1 MB post and its enrichment; Kafka's default is 1 MB.
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class EnrichProgress:
+    """How far the enrich agent of this worker has got, per posts.raw partition."""
+
+    offsets: dict[int, int] = field(default_factory=dict)  # partition -> last offset enriched
+    last_batch_at: float = 0.0  # epoch seconds of the last finished batch
+
+    def record(self, partition: int, offset: int) -> None:
+        self.offsets[partition] = offset
+
+    def enriched_through(self, partition: int) -> int:
+        """The last offset of ``partition`` enriched here, -1 when none."""
+        return self.offsets.get(partition, -1)
+
+
+@dataclass
+class RebalanceClock:
+    """When the latest rebalance of this worker's group began (epoch seconds; 0 before any)."""
+
+    started_at: float = 0.0
+
+    def mark(self, now: float) -> None:
+        self.started_at = now
+
+
+class TableView(Protocol):
+    """The part of a Faust table the views use."""
+
+    name: str
+
+    def get(self, key: Any, /) -> Any: ...
+
+
+class TrendQueries(Protocol):
+    table: TableView
+
+    def top(self, kind: str, k: int) -> list[dict[str, Any]]: ...
+
+    def term(self, kind: str, term: str) -> dict[str, Any] | None: ...
+
+
+class ProfileQueries(Protocol):
+    table: Any  # the Faust table, for app.table_route
+
+    def profile(self, user: str) -> dict[str, Any] | None: ...
+
+
+@dataclass
+class Runtime:
+    """What the agents share. Built once by ``streams.app.build_runtime``."""
+
+    settings: Settings
+    app: faust.App
+    model: TextModel
+    metrics: Metrics
+    privacy: PrivacyPolicy
+    topics: dict[str, TopicT] = field(default_factory=dict)
+    progress: EnrichProgress = field(default_factory=EnrichProgress)
+    rebalances: RebalanceClock = field(default_factory=RebalanceClock)
+    commit_gate: CommitGate | None = None  # exactly-once: commits wait for whole batches
+    # One inference thread per worker: ONNX Runtime parallelises inside a
+    # batch, and a second concurrent batch would only compete for the cores.
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "inference"))
+
+    def dead_letter_for(self, event: EventT, error: InvalidPost) -> dict[str, Any]:
+        """The dead-letter record of an input event (counted; user id pseudonymised)."""
+        self.metrics.dead_letters.labels(error.reason.value).inc()
+        original, altered = self.privacy.dead_letter_original(event.value)
+        message = event.message
+        source = Source(message.topic, message.partition, message.offset, int(message.timestamp * 1000))
+        return dead_letter(error, source, original, int(time.time() * 1000), altered)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.settings.review_threshold, self.settings.block_threshold)
+
+    def raw_topic(self, name: str) -> TopicT:
+        """A pipeline topic of raw bytes (JSON written and read by the agents)."""
+        return self.app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=self.settings.partitions,
+            replicas=self.settings.replication,
+            config={"max.message.bytes": str(MAX_RECORD_BYTES)},
+        )
+
+    def internal_topic(self, name: str, partitions: int) -> TopicT:
+        """A topic between two agents of the app, of raw bytes, created by Faust."""
+        return self.app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+            internal=True,
+        )

@@ -1,0 +1,76 @@
+"""Query: what the web views ask of the trends stage (``TrendQueries`` in streams.runtime).
+
+``LatestWindows`` remembers each term's latest closed tumbling window on this
+worker, for the top-K view; ``term`` reads one term's state from the table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from streams.runtime import TableView
+from streams.trends import detect
+from streams.trends.state import TermState, term_key
+from streams.trends.windows import COUNT
+
+
+class LatestWindows:
+    def __init__(self) -> None:
+        self.latest: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # kind -> term -> window
+
+    def remember(self, state: TermState, window: dict[str, Any]) -> None:
+        model = state["model"] or {}
+        self.latest[state["kind"]][state["term"]] = {
+            "term": state["term"],
+            "label": state["label"],
+            "window_end": window["end"],
+            "count": window["count"],
+            "unique_users": window["unique_users"],
+            "forecast": window.get("forecast"),
+            "baseline_mean": round(model.get("mean", 0.0), 3),
+            "alert_open": model.get("alert") is not None,
+        }
+
+    def forget(self, kind: str, term: str) -> None:
+        self.latest[kind].pop(term, None)
+
+    def top(self, kind: str, k: int) -> list[dict[str, Any]]:
+        """This worker's terms of the latest closed window, by count."""
+        entries = list(self.latest.get(kind, {}).values())
+        if not entries:
+            return []
+        newest = max(e["window_end"] for e in entries)
+        current = [e for e in entries if e["window_end"] == newest]
+        return sorted(current, key=lambda e: (-e["count"], e["term"]))[:k]
+
+
+def term_view(state: TermState, detector: detect.DetectorSettings) -> dict[str, Any]:
+    """One term's open panes, recent closed windows, baseline and forecast."""
+    model = state["model"] or {}
+    return {
+        "term": state["term"],
+        "kind": state["kind"],
+        "label": state["label"],
+        "windows": [{"start_ms": start, "count": count} for start, count in state["history"]],
+        "open_panes": {start: pane[COUNT] for start, pane in sorted(state["panes"].items())},
+        "baseline": {"mean": round(model.get("mean", 0.0), 3), "var": round(model.get("var", 0.0), 3)},
+        "alert_open": model.get("alert") is not None,
+        "forecast": detect.forecast(model, detector) if model else None,
+    }
+
+
+class TrendsQuery:
+    """The trends stage as the views see it: top-K of this worker, one term by key."""
+
+    def __init__(self, table: TableView, latest: LatestWindows, detector: detect.DetectorSettings) -> None:
+        self.table = table
+        self.latest = latest
+        self.detector = detector
+
+    def top(self, kind: str, k: int) -> list[dict[str, Any]]:
+        return self.latest.top(kind, k)
+
+    def term(self, kind: str, term: str) -> dict[str, Any] | None:
+        state: TermState | None = self.table.get(term_key(kind, term))
+        return None if state is None else term_view(state, self.detector)

@@ -1,0 +1,171 @@
+"""Route: posts.enriched -> ``trends-by-term`` (and ``trends-to-cluster``).
+
+Called by the fan-out agent on each batch of posts.enriched. Skips posts the
+fan-out saw before (a re-published post counts once) and posts too far in the
+future, sends each term's mentions keyed by term, posts with an embedding to
+the clusterer, and the partitions' watermarks to every trends partition: with
+each busy batch at most every ``BROADCAST_INTERVAL_S``, and from the heartbeat
+every second, with the partitions that are caught up, so an idle stream still
+closes its windows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from faust.types import TP, TopicT
+
+from streams.metrics import Metrics
+from streams.runtime import EnrichProgress
+from streams.settings import Settings
+from streams.trends.state import (
+    ClusterPost,
+    Mention,
+    encode_cluster,
+    encode_mentions,
+    encode_watermark,
+    mention_of,
+    term_key,
+)
+
+BROADCAST_INTERVAL_S = 0.2  # the route's watermark reports: windows close this much later at most
+# Asking the broker for end offsets runs on the consumer's thread: not more often than this.
+END_OFFSETS_INTERVAL_S = 3.0
+TERM_FIELDS = (("hashtag", "hashtags"), ("cashtag", "cashtags"), ("keyword", "keywords"))
+
+
+def terms_of(post: dict[str, Any], kinds: list[str]) -> list[tuple[str, str]]:
+    terms = post.get("terms") or {}
+    return [(kind, term) for kind, name in TERM_FIELDS if kind in kinds for term in terms.get(name) or []]
+
+
+def cluster_terms(post: dict[str, Any]) -> list[str]:
+    """The words that name a post's topic: its hashtags and one-word keywords."""
+    terms = post.get("terms") or {}
+    return list(terms.get("hashtags", [])) + [k for k in terms.get("keywords", []) if " " not in k]
+
+
+class TermSender:
+    """Writes to ``trends-by-term``: mentions keyed by term, watermarks to every partition."""
+
+    def __init__(self, topic: TopicT, partitions: int) -> None:
+        self.topic = topic
+        self.partitions = partitions
+
+    async def mentions(self, key: str, mentions: list[Mention], label: str | None = None) -> Any:
+        return await self.topic.send(key=key.encode(), value=encode_mentions(mentions, label))
+
+    async def broadcast(self, marks: dict[str, int], caught_up: list[str]) -> list[Any]:
+        """Send the sources' watermarks to every trends partition; the pending sends."""
+        if not marks:
+            return []
+        value = encode_watermark(marks, caught_up, time.time())
+        return [await self.topic.send(value=value, partition=p) for p in range(self.partitions)]
+
+
+class TrendsRouter:
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        metrics: Metrics,
+        progress: EnrichProgress,
+        sender: TermSender,
+        to_cluster: TopicT | None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.progress = progress
+        self.sender = sender
+        self.to_cluster = to_cluster  # None: semantic topics are off
+        self.kinds = settings.trend_kind_names
+        self.watermark: dict[int, int] = {}  # posts.enriched partition -> newest event ms sent on
+        self.offsets: dict[int, int] = {}  # posts.enriched partition -> last offset routed
+        self.last_broadcast = 0.0
+        self.last_end_offsets_at = 0.0
+
+    async def route(self, events: list[Any], posts: list[dict[str, Any] | None]) -> None:
+        """Send the mentions of each fresh post (None: not a post, or one routed before) to its terms' partitions."""
+        s = self.settings
+        by_term: dict[str, list[Mention]] = defaultdict(list)
+        to_cluster: list[ClusterPost] = []
+        newest: dict[int, int] = {}
+        for event, post in zip(events, posts, strict=True):
+            if event.message.topic != s.topic_enriched:
+                continue
+            self.offsets[event.message.partition] = event.message.offset
+            if post is None:
+                self.metrics.trend_posts_skipped.labels("duplicate").inc()
+                continue
+            if post["created_at_ms"] > event.message.timestamp * 1000 + s.trend_max_future_s * 1000:
+                self.metrics.trend_posts_skipped.labels("future").inc()
+                continue
+            partition = event.message.partition
+            mention = mention_of(post, partition, event.message.offset)
+            newest[partition] = max(newest.get(partition, 0), post["created_at_ms"])
+            for kind, term in terms_of(post, self.kinds):
+                by_term[term_key(kind, term)].append(mention)
+            if self.to_cluster is not None and post.get("embedding"):
+                to_cluster.append({"m": mention.to_wire(), "e": post["embedding"], "t": cluster_terms(post)})
+        pending = [await self.sender.mentions(key, m) for key, m in by_term.items()]
+        for partition, ms in newest.items():
+            self.watermark[partition] = max(self.watermark.get(partition, 0), ms)
+        marks = {str(p): self.watermark[p] for p in newest}
+        if self.to_cluster is not None:
+            pending.append(await self.to_cluster.send(value=encode_cluster(to_cluster, marks), partition=0))
+        if time.monotonic() - self.last_broadcast >= BROADCAST_INTERVAL_S:
+            pending += await self.sender.broadcast(marks, [])  # busy: the heartbeat tells when it is caught up
+            self.last_broadcast = time.monotonic()
+        await asyncio.gather(*pending)
+        self.metrics.trend_mentions_routed.inc(sum(len(m) for m in by_term.values()))
+
+    async def heartbeat(self) -> None:
+        """The watermark of each posts.enriched partition this worker routes, so a
+        partition with nothing new still tells whether it is caught up."""
+        topic = self.settings.topic_enriched
+        assigned = [tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic]
+        marks = {str(p): self.watermark[p] for p in assigned if p in self.watermark}
+        if marks:
+            caught_up = await self.caught_up([int(p) for p in marks])
+            await asyncio.gather(*await self.sender.broadcast(marks, caught_up))
+
+    async def caught_up(self, partitions: list[int]) -> list[str]:
+        """The posts.enriched partitions among ``partitions`` with nothing more to come soon:
+        routed to their end, and (when this worker enriches it too) posts.raw of the same
+        number enriched to its end. Faust gives one worker the same partition number of
+        every topic of the group, so a slow enrichment of partition p holds back p's watermark.
+
+        End offsets are asked of the broker: the consumer's own highwater is stale while
+        fetching is paused, which happens under a backlog."""
+        s = self.settings
+        consumer = self.app.consumer
+        assigned = consumer.assignment()
+        wanted = [TP(s.topic_enriched, p) for p in partitions]
+        wanted += [TP(s.topic_raw, p) for p in partitions if TP(s.topic_raw, p) in assigned]
+        # The cached highwaters first: when they already show more to read, no broker call.
+        cached = {tp: consumer.highwater(tp) for tp in wanted}
+        candidates = self.caught_up_by(partitions, cached)
+        if not candidates or time.monotonic() - self.last_end_offsets_at < END_OFFSETS_INTERVAL_S:
+            return []
+        self.last_end_offsets_at = time.monotonic()
+        return self.caught_up_by([int(p) for p in candidates], await consumer.highwaters(*wanted))
+
+    def caught_up_by(self, partitions: list[int], ends: Mapping[TP, int | None]) -> list[str]:
+        """The partitions routed, and enriched, up to the end offsets ``ends``."""
+        s = self.settings
+        done = []
+        for partition in partitions:
+            routed_end = ends.get(TP(s.topic_enriched, partition))
+            if routed_end is None or self.offsets.get(partition, -1) + 1 < routed_end:
+                continue
+            raw_end = ends.get(TP(s.topic_raw, partition))
+            if raw_end is not None and self.progress.enriched_through(partition) + 1 < raw_end:
+                continue
+            done.append(str(partition))
+        return done
