@@ -6,6 +6,8 @@
     social-streams tail TOPIC           show a topic, pretty or --json
     social-streams topics create        create the pipeline's topics
     social-streams score [FILE]         score texts with the model, one JSON line each
+    social-streams top                  live view: throughput, sentiment, top trends, alerts, flagged
+    social-streams report               an HTML report of a time range: trends, alerts, sentiment
     social-streams settings             list every setting with its default
 
 Invalid settings or arguments end with one line that says what to fix, and a

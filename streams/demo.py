@@ -31,21 +31,26 @@ KAFKA_SCRIPT = PACKAGE_DIR.parent / "deploy" / "local" / "kafka"
 LOG_DIR = Path(os.environ.get("SOCIAL_STREAMS_CACHE", Path.home() / ".cache" / "social-streams")) / "demo"
 
 
-def start_broker() -> tuple[str, bool]:
-    """(bootstrap, whether this call started the broker)."""
+def broker_env(port: int | None) -> dict[str, str]:
+    return {**os.environ, "KAFKA_PORT": str(port)} if port is not None else dict(os.environ)
+
+
+def start_broker(port: int | None = None) -> tuple[str, bool]:
+    """(bootstrap, whether this call started the broker); ``port``: KAFKA_PORT of the local broker."""
     if os.environ.get("KAFKA_BOOTSTRAP"):
         return os.environ["KAFKA_BOOTSTRAP"], False
-    was_running = subprocess.run([str(KAFKA_SCRIPT), "status"], capture_output=True).returncode == 0
-    started = subprocess.run([str(KAFKA_SCRIPT), "start"], stdout=subprocess.PIPE, text=True)
+    env = broker_env(port)
+    was_running = subprocess.run([str(KAFKA_SCRIPT), "status"], env=env, capture_output=True).returncode == 0
+    started = subprocess.run([str(KAFKA_SCRIPT), "start"], env=env, stdout=subprocess.PIPE, text=True)
     if started.returncode != 0:
         raise StreamsError("the local Kafka broker did not start (see the line above)")
     return started.stdout.strip().splitlines()[-1], not was_running
 
 
-def stop_broker(started: bool) -> None:
+def stop_broker(started: bool, port: int | None = None) -> None:
     """Stop the local broker if ``start_broker`` started it (leave one someone else runs)."""
     if started:
-        subprocess.run([str(KAFKA_SCRIPT), "stop"], check=False)
+        subprocess.run([str(KAFKA_SCRIPT), "stop"], env=broker_env(port), check=False)
 
 
 def start_workers(settings: Settings, count: int, first_index: int = 0) -> list[subprocess.Popen[bytes]]:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Literal, get_args
 
-KINDS = ("hashtag", "cashtag", "keyword", "topic")
+TermKind = Literal["hashtag", "cashtag", "keyword", "topic"]
+KINDS: tuple[TermKind, ...] = get_args(TermKind)
 MAX_TERM_CHARS = 64
 MAX_KEYWORDS = 24
 MIN_WORD_CHARS = 3

@@ -1,4 +1,4 @@
-"""Shared fixtures: the served model folder and the shared data folder."""
+"""Fixtures of every tier: the served model folder and its loaded model."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from streams.inference.session import TextModel
 from streams.settings import DEFAULT_MODEL_DIR
-
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -18,15 +17,5 @@ def model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def text_model(model_dir: Path):  # type: ignore[no-untyped-def]
-    from streams.inference.session import TextModel
-
+def text_model(model_dir: Path) -> TextModel:
     return TextModel(model_dir, threads=1)
-
-
-def shared_data_or_skip(relative: str) -> Path:
-    """A file of ../shared/data, or skip: a fresh clone does not have that folder."""
-    path = SHARED_DATA / relative
-    if not path.exists():
-        pytest.skip(f"{path} is absent (the shared data folder is not next to this clone)")
-    return path

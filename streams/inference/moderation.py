@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-ALLOW, REVIEW, BLOCK = "allow", "review", "block"
+Action = Literal["allow", "review", "block"]
+ALLOW: Action = "allow"
+REVIEW: Action = "review"
+BLOCK: Action = "block"
 # head -> the label whose probability is that head's moderation score
 MODERATED_LABELS = {"offensive": "offensive", "hate": "hate"}
 
@@ -18,7 +22,7 @@ class Thresholds:
 @dataclass(frozen=True)
 class Decision:
     scores: dict[str, float]
-    action: str
+    action: Action
     reasons: list[str]
 
 
@@ -27,7 +31,7 @@ def decide(head_scores: dict[str, dict[str, float]], thresholds: Thresholds) -> 
     scores = {head: head_scores[head][label] for head, label in MODERATED_LABELS.items() if head in head_scores}
     reasons = sorted(head for head, score in scores.items() if score >= thresholds.review)
     if any(score >= thresholds.block for score in scores.values()):
-        action = BLOCK
+        action: Action = BLOCK
     elif reasons:
         action = REVIEW
     else:

@@ -24,7 +24,6 @@ from streams.trends.detect import Model
 
 SEP = "\x1f"  # between kind and term in a term key: no term contains it
 SENTIMENTS = ("negative", "neutral", "positive")
-Kind = Literal["hashtag", "cashtag", "keyword", "topic"]
 MentionOutcome = Literal["added", "late", "duplicate"]
 # A pane: [count, negative, neutral, positive, toxic, [users], [sample post ids], capped]
 # (indices named in streams.trends.windows); a list keeps the changelog small.
@@ -127,7 +126,7 @@ def decode_cluster(value: bytes) -> ClusterMessage:
 
 
 class TermState(TypedDict):
-    kind: str
+    kind: str  # a TermKind (str: it comes back from JSON)
     term: str
     label: str | None  # a semantic topic's label
     p: int  # the trends partition that owns the term

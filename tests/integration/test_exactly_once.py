@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -13,10 +14,14 @@ import pytest
 
 from streams.trends import evaluation as ev
 from streams.trends.windows import WindowSpec
-from tests.integration.conftest import Pipeline
+from tests.support import Pipeline
 
 pytestmark = pytest.mark.integration
 SPEC = WindowSpec(window_ms=60_000, hop_size_ms=180_000, hop_ms=60_000, grace_ms=10_000)
+
+
+def at_least(count: int) -> Callable[[list[tuple[bytes | None, Any]]], bool]:
+    return lambda records: len(records) >= count
 
 
 @pytest.mark.timeout(600)
@@ -39,7 +44,7 @@ def test_exactly_once_through_two_crashes(pipeline: Pipeline, record_property: A
     reached = 0
     for _ in range(2):  # SIGKILL mid-stream, with transactions open, then a fresh worker
         reached += rng.randint(150, 400)
-        pipeline.read("enriched", lambda rs, n=reached: len(rs) >= n, committed=True)
+        pipeline.read("enriched", at_least(reached), committed=True)
         pipeline.kill(worker)
         worker = pipeline.start_worker()
 

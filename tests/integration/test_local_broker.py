@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.integration.conftest import KAFKA_SCRIPT, free_port
+from streams.demo import KAFKA_SCRIPT
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import Pipeline
-from tests.integration.test_pipeline import bad_messages, synthetic
-from tests.unit.test_deploy import queried_metrics
+from tests.support import Pipeline, bad_messages, queried_metrics, synthetic
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +51,7 @@ def exposed_names(pipeline: Pipeline) -> set[str]:
     """Every metric the worker exposes, with or without samples yet (from its # TYPE lines)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{pipeline.ports[0]}/metrics", timeout=5) as response:
         text = response.read().decode()
-    names = set()
+    names: set[str] = set()
     for family in text_string_to_metric_families(text):
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "info": ["_info"]}
         names.update(family.name + s for s in suffixes.get(family.type, [""]))

@@ -10,29 +10,12 @@ import orjson
 import pytest
 
 from streams.privacy.pseudonym import Pseudonymizer
-from streams.replay.malformed import CASES, malformed
+from streams.replay.malformed import CASES
 from streams.replay.sources import read_posts
-from streams.replay.synthetic import SyntheticPosts
-from tests.conftest import shared_data_or_skip
-from tests.integration.conftest import PSEUDONYM_SECRET, Pipeline
 from tests.schema import validate_all
+from tests.support import PSEUDONYM_SECRET, Pipeline, bad_messages, shared_data_or_skip, synthetic
 
 pytestmark = pytest.mark.integration
-
-
-def synthetic(count: int, seed: int) -> list[tuple[bytes, bytes]]:
-    posts = SyntheticPosts(seed=seed)
-    return [(p["id"].encode(), orjson.dumps(p)) for p in (posts.post(i) for i in range(count))]
-
-
-def bad_messages(count: int) -> tuple[list[tuple[bytes, bytes]], dict[bytes, str]]:
-    pairs, reasons = [], {}
-    for index in range(count):
-        reason, payload = malformed(index)
-        key = f"bad-{index}".encode()
-        pairs.append((key, payload))
-        reasons[key] = reason.value
-    return pairs, reasons
 
 
 def assert_exactly_once(records: list[tuple[bytes | None, dict]], expected_keys: set[bytes]) -> None:
@@ -56,7 +39,7 @@ def test_every_input_comes_out_once_as_enriched_post_or_dead_letter(pipeline: Pi
     assert_exactly_once(enriched, {key for key, _ in good})
     assert_exactly_once(dead, set(reasons))
     for key, record in dead:
-        assert record["error"]["type"] == reasons[key], record
+        assert key is not None and record["error"]["type"] == reasons[key], record
         assert record["source"]["topic"] == pipeline.topics["raw"]
         assert record["original"] is not None
     raw_users = {orjson.loads(value)["id"]: orjson.loads(value)["user_id"] for _, value in good}

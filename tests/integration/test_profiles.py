@@ -13,8 +13,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streams.privacy.pseudonym import Pseudonymizer
 from streams.replay.synthetic import SyntheticPosts
-from tests.integration.conftest import PSEUDONYM_SECRET, Pipeline
 from tests.schema import validate_all
+from tests.support import PSEUDONYM_SECRET, Pipeline
 
 pytestmark = pytest.mark.integration
 PSEUDONYM = Pseudonymizer(PSEUDONYM_SECRET.encode())

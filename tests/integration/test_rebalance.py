@@ -14,7 +14,7 @@ import pytest
 from streams.privacy.pseudonym import Pseudonymizer
 from streams.trends import evaluation as ev
 from streams.trends.windows import WindowSpec
-from tests.integration.conftest import PSEUDONYM_SECRET, Pipeline
+from tests.support import PSEUDONYM_SECRET, Pipeline
 
 pytestmark = pytest.mark.integration
 SPEC = WindowSpec(window_ms=60_000, hop_size_ms=180_000, hop_ms=60_000, grace_ms=10_000)

@@ -1,11 +1,10 @@
-"""Failures around the pipeline: the broker restarts mid-replay, and hostile input floods in;
-nothing is lost and the worker never crashes."""
+"""Failures around the pipeline: the broker restarts mid-replay or stays away past the delivery
+timeout, and hostile input floods in; nothing is lost, and the worker never crashes on input."""
 
 from __future__ import annotations
 
 import os
 import random
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,18 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.demo import KAFKA_SCRIPT
+from streams.batches import EXIT_UNDELIVERED
 from streams.replay import fuzz
 from streams.replay.sources import read_posts
-from tests.conftest import SHARED_DATA
-from tests.integration.conftest import Pipeline
-from tests.integration.test_pipeline import synthetic
-
-
-def broker(action: str, bootstrap: str) -> None:
-    port = bootstrap.rsplit(":", 1)[1]
-    subprocess.run([str(KAFKA_SCRIPT), action], env={**os.environ, "KAFKA_PORT": port}, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+from tests.support import SHARED_DATA, Pipeline, broker, synthetic
 
 
 def test_a_broker_restart_mid_replay_loses_no_post(pipeline: Pipeline) -> None:
@@ -42,6 +33,30 @@ def test_a_broker_restart_mid_replay_loses_no_post(pipeline: Pipeline) -> None:
     records = pipeline.consume_keys("enriched", {key for key, _ in posts}, timeout_s=240)
     assert {key for key, _ in records} == {key for key, _ in posts}
     assert worker.poll() is None, "the worker exited instead of reconnecting"
+
+
+@pytest.mark.timeout(420)
+def test_a_broker_outage_longer_than_the_delivery_timeout_loses_no_post(pipeline: Pipeline) -> None:
+    """Sends fail for good while the broker is away: the batch is not committed, the worker
+    exits with EXIT_UNDELIVERED, and a restarted worker (its supervisor's job) enriches everything."""
+    if os.environ.get("KAFKA_BOOTSTRAP"):
+        pytest.fail("this test stops the broker: run it against the broker the suite provisions")
+    pipeline.extra_env = {"STREAMS_AGENTS": "enrich", "STREAMS_DELIVERY_TIMEOUT_S": "4"}
+    worker = pipeline.start_worker()
+    posts = synthetic(1500, seed=31)
+    pipeline.produce(posts)
+    pipeline.consume("enriched", 64, settle_s=0)  # mid-replay: batches are being published
+    broker("stop", pipeline.bootstrap)
+    try:
+        worker.wait(timeout=90)  # a batch's sends fail after 4 s; the worker must not hang
+    finally:
+        broker("start", pipeline.bootstrap)
+    assert worker.returncode == EXIT_UNDELIVERED, f"worker exited with {worker.returncode}"
+    log = (pipeline.log_dir / "worker-0.log").read_text(errors="replace")
+    assert "its offsets are not committed" in log
+    pipeline.start_worker()  # what its supervisor does
+    records = pipeline.consume_keys("enriched", {key for key, _ in posts}, timeout_s=240)
+    assert {key for key, _ in records} == {key for key, _ in posts}
 
 
 def real_or_synthetic(count: int) -> list[tuple[bytes, bytes]]:

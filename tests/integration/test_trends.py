@@ -12,8 +12,8 @@ import orjson
 
 from streams.trends import evaluation as ev
 from streams.trends.windows import WindowSpec
-from tests.integration.conftest import Pipeline
 from tests.schema import validate_all
+from tests.support import Pipeline
 
 SPEC = WindowSpec(window_ms=60_000, hop_size_ms=180_000, hop_ms=60_000, grace_ms=10_000)
 

@@ -5,7 +5,6 @@ Kubernetes manifests use the real CLI, settings and endpoints."""
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import yaml
 from streams.cli import parser
 from streams.metrics import Metrics
 from streams.settings import ENV
+from tests.support import queried_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -25,19 +25,11 @@ SETTINGS = {var for _, var, _, _ in ENV}
 ENDPOINTS = {"/health", "/metrics"}
 
 
-def queried_metrics() -> set[str]:
-    """Every metric name in the dashboard's and the alert rules' queries."""
-    text = (DEPLOY / "grafana/dashboards/social-streams.json").read_text() + (
-        DEPLOY / "prometheus/alerts.yml"
-    ).read_text()
-    return set(re.findall(r"\b(streams_[a-z_]+|up)\b", text))
-
-
 def exported_metrics() -> set[str]:
     """The sample names the worker's registry can expose."""
     suffixes = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_sum", "_count", "_created"],
                 "gauge": [""], "info": ["_info"]}  # fmt: skip
-    names = set()
+    names: set[str] = set()
     for family in Metrics().registry.collect():
         names.update(family.name + suffix for suffix in suffixes[family.type])
     return names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import orjson
 from hypothesis import given, settings
@@ -40,7 +41,7 @@ def test_arbitrary_bytes(data: bytes) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(POSTS)
-def test_arbitrary_json_objects(value: dict) -> None:  # type: ignore[type-arg]
+def test_arbitrary_json_objects(value: dict[str, Any]) -> None:
     outcome(orjson.dumps(value))
 
 
@@ -59,7 +60,7 @@ def test_a_huge_number_as_timestamp_is_an_invalid_timestamp() -> None:
 
 
 def test_every_hostile_message_gets_the_reason_it_was_made_for() -> None:
-    wrong = Counter()
+    wrong: Counter[tuple[Reason, Reason | None]] = Counter()
     for _, reason, value in hostile(10_000, seed=7):
         got = outcome(value, max_bytes=1 << 20)
         if got != reason:

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from streams.trends import detect, evaluation, windows
 from streams.terms import MAX_TERM_CHARS, cashtags, keywords, post_terms
+from streams.trends import detect, evaluation, windows
 from streams.trends.detect import DetectorSettings
 from streams.trends.state import Mention, new_state
 from streams.trends.topics import TopicClusterer
@@ -124,8 +124,8 @@ def test_topics_group_close_embeddings_and_keep_their_ids() -> None:
     clusterer = TopicClusterer(similarity=0.8, max_topics=2)
     a, b, c = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]
     assert clusterer.assign(a, ["apple"]) == ("topic-0", "apple")
-    assert clusterer.assign([0.95, 0.05, 0.0], ["apple", "iphone"])[0] == "topic-0"
-    assert clusterer.assign(b, ["rain"])[0] == "topic-1"
+    assert (clusterer.assign([0.95, 0.05, 0.0], ["apple", "iphone"]) or ("",))[0] == "topic-0"
+    assert (clusterer.assign(b, ["rain"]) or ("",))[0] == "topic-1"
     assert clusterer.assign(c, ["other"]) is None  # full, and far from both
     restored = TopicClusterer(0.8, 2, clusterer.state())
     assert restored.assign(a, ["apple"]) == ("topic-0", "apple · iphone")
@@ -143,3 +143,15 @@ def test_offline_run_matches_the_brute_force_reference(seed: int) -> None:
     assert evaluation.discrepancies(published, reference, 1) == {
         "missing": 0, "extra": 0, "wrong_count": 0, "compared": len(reference),
     }  # fmt: skip
+
+
+def test_the_wire_formats_round_trip() -> None:
+    from streams.trends import state
+
+    sent = [mention(1, T0), mention(2, T0 + 1, partition=3)]
+    message = state.decode_by_term(state.encode_mentions(sent, "topic label"))
+    assert not state.is_watermark(message)
+    assert [state.Mention.from_wire(m) for m in message["m"]] == sent and message["label"] == "topic label"
+    mark = state.decode_by_term(state.encode_watermark({"0": T0}, ["0"], 12.5))
+    assert state.is_watermark(mark) and mark == {"wm": {"0": T0}, "caught_up": ["0"], "at": 12.5}
+    assert state.split_key(state.term_key("keyword", "a b")) == ("keyword", "a b")

@@ -1,0 +1,211 @@
+"""What the tests share: the shared data folder, test posts, the broker's control, and a Pipeline
+of worker processes against a real broker. Fixtures live in the conftest files; helpers here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams.demo import KAFKA_SCRIPT, broker_env, stop_workers
+from streams.replay.malformed import malformed
+from streams.replay.synthetic import SyntheticPosts
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+DEPLOY = ROOT / "deploy"
+PSEUDONYM_SECRET = "integration-tests-pseudonym-key"
+
+
+def shared_data_or_skip(relative: str) -> Path:
+    """A file of ../shared/data, or skip: a fresh clone does not have that folder."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared data folder is not next to this clone)")
+    return path
+
+
+def synthetic(count: int, seed: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) of ``count`` synthetic posts, keyed by post id."""
+    posts = SyntheticPosts(seed=seed)
+    return [(p["id"].encode(), orjson.dumps(p)) for p in (posts.post(i) for i in range(count))]
+
+
+def bad_messages(count: int) -> tuple[list[tuple[bytes, bytes]], dict[bytes, str]]:
+    """Malformed messages, and the dead-letter reason expected for each key."""
+    pairs, reasons = [], {}
+    for index in range(count):
+        reason, payload = malformed(index)
+        key = f"bad-{index}".encode()
+        pairs.append((key, payload))
+        reasons[key] = reason.value
+    return pairs, reasons
+
+
+def queried_metrics() -> set[str]:
+    """Every metric name in the dashboard's and the alert rules' queries."""
+    text = (DEPLOY / "grafana/dashboards/social-streams.json").read_text() + (
+        DEPLOY / "prometheus/alerts.yml"
+    ).read_text()
+    return set(re.findall(r"\b(streams_[a-z_]+|up)\b", text))
+
+
+def broker(action: str, bootstrap: str) -> None:
+    """Start or stop the local broker serving ``bootstrap`` (deploy/local/kafka)."""
+    port = int(bootstrap.rsplit(":", 1)[1])
+    subprocess.run([str(KAFKA_SCRIPT), action], env=broker_env(port), check=True, stdout=subprocess.DEVNULL)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Pipeline:
+    """One test's topics and worker processes."""
+
+    bootstrap: str
+    name: str
+    log_dir: Path
+    partitions: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {
+            "raw": f"{self.name}.raw",
+            "enriched": f"{self.name}.enriched",
+            "flagged": f"{self.name}.flagged",
+            "deadletter": f"{self.name}.deadletter",
+            "erasure": f"{self.name}.erasure",
+        }
+
+    def env(self, port: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP": self.bootstrap,
+            "STREAMS_APP_ID": self.name,
+            "STREAMS_TOPIC_RAW": self.topics["raw"],
+            "STREAMS_TOPIC_ENRICHED": self.topics["enriched"],
+            "STREAMS_TOPIC_FLAGGED": self.topics["flagged"],
+            "STREAMS_TOPIC_DEADLETTER": self.topics["deadletter"],
+            "STREAMS_TOPIC_TRENDS": f"{self.name}.trends",
+            "STREAMS_TOPIC_ALERTS": f"{self.name}.alerts",
+            "STREAMS_TOPIC_PROFILES": f"{self.name}.profiles",
+            "STREAMS_TOPIC_ERASURE": f"{self.name}.erasure",
+            "STREAMS_PARTITIONS": str(self.partitions),
+            "STREAMS_WEB_PORT": str(port),
+            "STREAMS_BATCH_SIZE": "32",
+            # A killed worker's partitions move after 10 s instead of 30 s.
+            "STREAMS_SESSION_TIMEOUT_S": "10",
+            "STREAMS_PSEUDONYM_SECRET": PSEUDONYM_SECRET,
+            **self.extra_env,
+        }
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        port = free_port()
+        with (self.log_dir / f"worker-{len(self.workers)}.log").open("ab") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"], env=self.env(port), stdout=log, stderr=log, cwd=ROOT
+            )
+        self.workers.append(worker)
+        self.ports.append(port)
+        self.wait_healthy(worker, port)
+        return worker
+
+    def wait_healthy(self, worker: subprocess.Popen[bytes], port: int, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert worker.poll() is None, f"worker exited with {worker.returncode}; log in {self.log_dir}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    body = orjson.loads(response.read())
+                    if response.status == 200 and any(self.topics["raw"] in tp for tp in body["assigned"]):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"worker not consuming after {timeout_s}s; log in {self.log_dir}")
+
+    def kill(self, worker: subprocess.Popen[bytes]) -> None:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+
+    def stop(self) -> None:
+        stop_workers(self.workers)
+
+    def produce(self, pairs: Sequence[tuple[bytes | None, bytes | None]], topic: str = "raw") -> None:
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, max_request_size=8 << 20)
+        for key, value in pairs:
+            producer.send(self.topics.get(topic, topic), key=key, value=value)
+        producer.flush()
+        producer.close()
+
+    def consume(
+        self, topic: str, expected: int, timeout_s: float = 120, settle_s: float = 3.0, committed: bool = False
+    ) -> list[tuple[bytes | None, dict]]:
+        """Every record of ``topic``: waits until ``expected`` arrived, then a little longer for extras."""
+        settle_until: float | None = None
+
+        def done(records: list[tuple[bytes | None, dict]]) -> bool:
+            nonlocal settle_until
+            if len(records) >= expected:
+                settle_until = settle_until or time.monotonic() + settle_s
+                return time.monotonic() >= settle_until
+            return False
+
+        return self.read(topic, done, timeout_s, committed)
+
+    def consume_keys(self, topic: str, keys: set[bytes], timeout_s: float = 120) -> list[tuple[bytes | None, Any]]:
+        """Every record of ``topic`` once each of ``keys`` came out (repeats do not count)."""
+        return self.read(topic, lambda records: keys <= {key for key, _ in records}, timeout_s)
+
+    def read(
+        self,
+        topic: str,
+        done: Callable[[list[tuple[bytes | None, Any]]], bool],
+        timeout_s: float = 120,
+        committed: bool = False,
+    ) -> list[tuple[bytes | None, Any]]:
+        """(key, JSON value) of the records of ``topic`` from the beginning, until ``done`` says so or time is up.
+
+        ``committed`` reads as a ``read_committed`` consumer: records of aborted transactions are not seen.
+        """
+        isolation = "read_committed" if committed else "read_uncommitted"
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level=isolation)
+        name = self.topics.get(topic, topic)
+        deadline = time.monotonic() + timeout_s
+        while not consumer.partitions_for_topic(name) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        out: list[tuple[bytes | None, Any]] = []
+        while not done(out) and time.monotonic() < deadline:
+            for messages in consumer.poll(timeout_ms=300).values():
+                out += [(m.key, None if m.value is None else orjson.loads(m.value)) for m in messages]
+        consumer.close()
+        return out
+
+    def metrics(self, index: int) -> str:
+        """The Prometheus exposition of the index-th worker."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[index]}/metrics", timeout=10) as response:
+            return str(response.read().decode())

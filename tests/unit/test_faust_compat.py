@@ -1,0 +1,116 @@
+"""The Faust internals the project relies on, checked against the pinned faust-streaming."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import pytest
+from faust.transport.consumer import Consumer
+from faust.types import TP
+from faust.types.tuples import Message
+
+from streams import faust_compat
+from streams.faust_compat import FaustIncompatible
+
+RAW = TP("posts.raw", 0)
+
+
+def message(offset: int) -> Message:
+    return Message(RAW.topic, RAW.partition, offset, 0.0, 0, None, b"k", b"v", None, tp=RAW)
+
+
+@dataclass
+class Acks:
+    """The consumer's side of an ack, as Faust's Consumer.ack: an acked message is counted once."""
+
+    offsets: list[int] = field(default_factory=list)
+
+    def ack(self, msg: Message) -> bool:
+        self.offsets.append(msg.offset)
+        return True
+
+
+def stream_ack(msg: Message, acks: Acks) -> None:
+    """What Faust's Stream.ack does: the message's own ack, then the consumer's when it was the last reference."""
+    if msg.ack(acks):  # type: ignore[arg-type]
+        acks.ack(msg)
+
+
+def test_the_pinned_faust_has_every_internal_we_use() -> None:
+    assert faust.__version__ == faust_compat.PINNED
+    faust_compat.check()
+
+
+def test_a_missing_internal_fails_with_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(Consumer, "_add_gap")
+    with pytest.raises(FaustIncompatible) as caught:
+        faust_compat.check()
+    text = str(caught.value)
+    assert "Consumer._add_gap" in text and "faust-streaming==" in text and "\n" not in text
+
+
+def test_a_consumer_without_its_bookkeeping_is_refused() -> None:
+    with pytest.raises(FaustIncompatible, match="_committed_offset"):
+        faust_compat.check_consumer(object())
+
+
+def test_withheld_acks_never_reach_the_consumer() -> None:
+    acks = Acks()
+    done, failed = [message(1), message(2)], [message(3), message(4)]
+    faust_compat.withhold_acks([type("Event", (), {"message": m})() for m in failed])
+    for msg in done + failed:  # take_events acks every event of a batch in its finally
+        stream_ack(msg, acks)
+    assert acks.offsets == [1, 2]
+
+
+def test_committed_offset_and_gaps_use_the_consumer_bookkeeping() -> None:
+    gaps: list[tuple[TP, int, int]] = []
+
+    class FakeConsumer:
+        _committed_offset: dict[TP, int | None] = {RAW: 7}
+
+        async def _add_gap(self, tp: TP, first: int, last: int) -> None:
+            gaps.append((tp, first, last))
+
+    consumer = FakeConsumer()
+    assert faust_compat.committed_offset(consumer, RAW) == 7
+    assert faust_compat.committed_offset(consumer, TP("other", 0)) is None
+    asyncio.run(faust_compat.add_gap(consumer, RAW, 8, 9))
+    assert gaps == [(RAW, 8, 9)]
+
+
+def test_processing_makes_an_event_current_for_table_writes() -> None:
+    import faust.streams
+
+    class Event:
+        pass
+
+    event = Event()
+    with faust_compat.processing(event):
+        current = faust.streams._current_event.get()
+        assert current is not None and current() is event
+    assert faust.streams._current_event.get(None) is None
+
+
+def test_wrap_commit_routes_every_commit_through_the_wrapper() -> None:
+    calls: list[str] = []
+
+    class FakeConsumer:
+        async def commit(self, *args: Any, **kwargs: Any) -> bool:
+            calls.append("commit")
+            return True
+
+    def wrap(commit: faust_compat.CommitFn) -> faust_compat.CommitFn:
+        async def wrapped(*args: Any, **kwargs: Any) -> bool:
+            calls.append("gate")
+            return await commit(*args, **kwargs)
+
+        return wrapped
+
+    consumer = FakeConsumer()
+    faust_compat.wrap_commit(consumer, wrap)
+    assert asyncio.run(consumer.commit()) is True
+    assert calls == ["gate", "commit"]

@@ -1,0 +1,87 @@
+"""The profile fold, its envelopes and erasure requests, without a broker."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.errors import InvalidPost, Reason
+from streams.profiles import envelopes
+from streams.profiles.agent import erasure_user
+from streams.profiles.fold import DAY_MS, INTEREST_HALF_LIFE_DAYS, new_profile, published_profile, update_profile
+
+T0 = 1_700_000_000_000
+
+
+def post(at: int, label: str = "positive", action: str = "allow", tags: tuple[str, ...] = ()) -> dict[str, object]:
+    return {
+        "created_at_ms": at,
+        "sentiment": {"label": label},
+        "moderation": {"action": action},
+        "terms": {"hashtags": list(tags)},
+        "metrics": {"likes": 3, "reposts": -1, "replies": "x"},
+        "language": "en",
+    }
+
+
+def test_the_fold_counts_posts_tone_flags_engagement_and_languages() -> None:
+    profile = new_profile("u1")
+    profile = update_profile(profile, post(T0, "negative", "review", ("news",)))
+    profile = update_profile(profile, post(T0 + DAY_MS, "positive", "allow", ("news", "sport")))
+    assert profile["posts"] == 2 and profile["flagged"] == 1
+    assert profile["first_seen"] == T0 and profile["last_seen"] == T0 + DAY_MS
+    assert profile["sentiment"] == {"negative": 1, "neutral": 0, "positive": 1}
+    assert profile["engagement"] == {"likes": 6, "reposts": 0, "replies": 0}  # bad counts are ignored
+    assert profile["languages"] == {"en": 2}
+    assert profile["hashtags"]["news"] > profile["hashtags"]["sport"]
+
+
+def test_the_fold_does_not_change_its_input() -> None:
+    profile = new_profile("u1")
+    update_profile(profile, post(T0, tags=("a",)))
+    assert profile == new_profile("u1")
+
+
+def test_interests_decay_by_the_half_life_and_a_late_post_counts_less() -> None:
+    profile = update_profile(new_profile("u1"), post(T0 + int(INTEREST_HALF_LIFE_DAYS * DAY_MS), tags=("new",)))
+    profile = update_profile(profile, post(T0, tags=("old",)))  # arrives late, a half-life older
+    assert profile["hashtags"]["old"] == pytest.approx(0.5, abs=1e-3)
+    assert profile["hashtags"]["new"] == pytest.approx(1.0)
+
+
+def test_the_published_profile_has_rates_and_top_hashtags() -> None:
+    profile = update_profile(new_profile("u1"), post(T0, "negative", "block", ("a",)))
+    record = published_profile(profile)
+    assert record["toxicity_rate"] == 1.0 and record["sentiment_mix"]["negative"] == 1.0
+    assert record["top_hashtags"] == [{"tag": "a", "weight": 1.0}]
+    assert published_profile(new_profile("u2"))["posts_per_day"] == 0.0
+
+
+def test_envelopes_round_trip() -> None:
+    sent = envelopes.post_envelope({"created_at_ms": T0, "text": "not carried", "language": "en"}, 3, 41)
+    back = envelopes.decode(envelopes.encode(sent))
+    assert back["kind"] == "post" and back["source"] == (3, 41)
+    assert "text" not in back["post"] and back["post"]["language"] == "en"
+    assert envelopes.decode(envelopes.encode(envelopes.erase_envelope(T0))) == {"kind": "erase", "requested_at_ms": T0}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"{not json", Reason.INVALID_JSON),
+        (b"[1]", Reason.NOT_AN_OBJECT),
+        (b"{}", Reason.MISSING_FIELD),
+        (b'{"user_id": true}', Reason.WRONG_TYPE),
+        (b'{"user_id": [1]}', Reason.WRONG_TYPE),
+        (b'{"user_id": "   "}', Reason.INVALID_VALUE),
+        (None, Reason.INVALID_JSON),
+    ],
+)
+def test_invalid_erasure_requests_say_what_is_wrong(value: bytes | None, reason: Reason) -> None:
+    with pytest.raises(InvalidPost) as caught:
+        erasure_user(value)
+    assert caught.value.reason == reason
+
+
+def test_a_valid_erasure_request_names_its_user() -> None:
+    assert erasure_user(b'{"user_id": " alice ", "requested_at": "2026-01-01T00:00:00Z"}') == "alice"
+    assert erasure_user(b'{"user_id": 42}') == "42"
