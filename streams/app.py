@@ -55,7 +55,14 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger=0.005,
         consumer_max_fetch_size=MAX_RECORD_BYTES,
         web_port=settings.web_port,
-        web_host="0.0.0.0",
+        web_host=settings.web_host,
+        # Only the views the README documents: Faust's table, router, graph, stats and
+        # performance views would expose internal state and the cluster's topology.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         autodiscover=False,
     )
 
@@ -94,7 +101,8 @@ def install_agents(runtime: Runtime) -> None:
 
 
 def install_start_checks(runtime: Runtime) -> None:
-    """Once the consumer exists: check its internals, and route commits through the gate (exactly-once)."""
+    """Once the consumer exists: check its internals; in exactly-once mode route commits
+    through the gate and each send into the transaction of its input."""
     app, gate = runtime.app, runtime.commit_gate
 
     @app.task
@@ -102,6 +110,7 @@ def install_start_checks(runtime: Runtime) -> None:
         faust_compat.check_consumer(app.consumer)
         if gate is not None:
             guard_commits(app, gate)
+            faust_compat.send_in_source_transactions(app)
 
 
 def anchor_output_topics(runtime: Runtime) -> None:
@@ -120,7 +129,7 @@ def anchor_output_topics(runtime: Runtime) -> None:
     topics = [runtime.topics.get(name) or runtime.app.topic(name, value_serializer="raw") for name in written]
     source = runtime.app.topic(*[t.get_topic_name() for t in topics], value_serializer="raw", key_serializer="raw")
 
-    @runtime.app.agent(source, name="exactly-once-anchor")
+    @runtime.agent(source, name="exactly-once-anchor")
     async def anchor(stream: StreamT) -> None:
         async for _ in stream.events():
             pass

@@ -20,6 +20,7 @@ import orjson
 from faust.types import EventT, StreamT
 
 from streams.batches import BatchLoop
+from streams.commits import gated
 from streams.gaps import GapRepair
 from streams.ingest.dedupe import SeenPosts
 from streams.runtime import Runtime
@@ -70,10 +71,11 @@ def install_fanout(runtime: Runtime, routers: list[Router], read_erasure: bool) 
                 routed.remember(event, post["id"], now_ms)
 
     # concurrency=1: the agent writes the routed-posts table.
-    @runtime.app.agent(source, name="fanout", concurrency=1)
+    @runtime.agent(source, name="fanout")
     async def fanout(stream: StreamT) -> None:
         await loop.run(stream, BATCH, LINGER_S, fan_out)
 
     @runtime.app.timer(PURGE_INTERVAL_S)
     async def purge_routed_post_ids() -> None:
-        routed.purge(int(time.time() * 1000))
+        async with gated(runtime.commit_gate):
+            routed.purge(int(time.time() * 1000), runtime.assigned_partitions(settings.topic_enriched))

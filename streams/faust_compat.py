@@ -23,8 +23,9 @@ from typing import Any
 
 import faust
 import faust.streams
+from faust.assignor.partition_assignor import PartitionAssignor
 from faust.tables.base import Collection
-from faust.transport.consumer import Consumer
+from faust.transport.consumer import Consumer, TransactionManager
 from faust.types import TP, EventT, StreamT
 
 from streams.errors import StreamsError
@@ -47,6 +48,10 @@ REQUIRED: list[tuple[Any, str, str]] = [
     (faust.Stream, "ack", "exactly-once acknowledges a batch inside the commit gate"),
     (Collection, "send_changelog", "expired de-duplication ids leave the changelog"),
     (Collection, "data", "tables are scanned for expiry and reindexing"),
+    (TransactionManager, "send", "exactly-once sends join the transaction of their input"),
+    (TransactionManager, "transactional_id_format", "exactly-once names transactions as Faust does"),
+    (faust.App, "_on_agent_error", "agent crashes are counted and reported by /health"),
+    (PartitionAssignor, "_topic_groups", "exactly-once finds the topic group of an input partition"),
 ]
 
 
@@ -102,6 +107,21 @@ def withhold_acks(events: Sequence[Any]) -> None:
             message.acked = True
 
 
+def on_agent_error(app: faust.App, handler: Callable[[Any, BaseException], Awaitable[None]]) -> None:
+    """Call ``handler(agent, exc)`` whenever an agent raises, before Faust's own handling.
+
+    Faust hands every agent its app's ``_on_agent_error`` when the agent is made: call
+    this before any agent is defined.
+    """
+    faust_handler = app._on_agent_error
+
+    async def on_error(agent: Any, exc: BaseException) -> None:
+        await handler(agent, exc)
+        await faust_handler(agent, exc)
+
+    app._on_agent_error = on_error  # type: ignore[method-assign]
+
+
 # --- producer -------------------------------------------------------------------------
 
 
@@ -111,6 +131,57 @@ async def flush_producer_buffer(app: faust.App, until: float, clock: Callable[[]
     while buffer.size and clock() < until:
         await buffer.flush()
         await asyncio.sleep(0)
+
+
+# --- exactly-once transactions ---------------------------------------------------------
+
+
+def current_source() -> TP | None:
+    """The partition of the event being processed (``processing``, or the stream's own), if any."""
+    ref = faust.streams._current_event.get(None)
+    event = ref() if ref is not None else None
+    message = getattr(event, "message", None)
+    return TP(message.topic, message.partition) if message is not None else None
+
+
+def send_in_source_transactions(app: faust.App) -> None:
+    """Make every exactly-once send join the transaction of the input partition it was made for.
+
+    Faust picks a record's transaction from the record's *own* partition (its topic's
+    group and partition), but starts transactional producers only for the partitions
+    the worker is assigned. A worker that writes to a partition of a repartition or
+    output topic owned by another worker has no producer for it (``ProducerSendError:
+    No transaction producer found``), and even when it has one, the output commits in
+    another input's transaction, not with the offsets of the input that caused it.
+    Kafka Streams' rule is one producer per input partition; this follows it: the
+    transaction is the one of the current event's partition, whose offsets Faust
+    commits in that same transaction. Without a current event (buffered table writes,
+    which Faust writes to their source's partition) Faust's own rule stays.
+    """
+    manager: Any = app.consumer.transactions  # Any: its producer's transaction table is undeclared
+    assignor: Any = app.assignor  # Any: its topic groups are undeclared
+    faust_send = manager.send
+
+    async def send(
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
+        source = current_source()
+        group = assignor._topic_groups.get(source.topic) if source is not None else None
+        if source is not None and group is not None:
+            tid = f"{app.conf.id}-{group}-{source.partition}"
+            if tid in manager.producer._transaction_producers:
+                p = manager.consumer.key_partition(topic, key, partition)
+                return await manager.producer.send(topic, key, value, p, timestamp, headers, transactional_id=tid)
+        return await faust_send(topic, key, value, partition, timestamp, headers)
+
+    manager.send = send
 
 
 # --- streams and tables ---------------------------------------------------------------

@@ -88,6 +88,9 @@ class Metrics:
             registry=r,
         )
         self.rebalances = Counter("streams_rebalances_total", "Rebalances completed (recovery included)", registry=r)
+        self.agent_crashes = Counter(
+            "streams_agent_crashes_total", "Agents that raised and were restarted by Faust", ["agent"], registry=r
+        )
         self.table_rows = Gauge("streams_table_rows", "Rows of each table held by this worker", ["table"], registry=r)
         self.profile_repeats = Counter(
             "streams_profile_repeats_skipped_total", "Posts already folded into a profile, seen again", registry=r

@@ -13,6 +13,7 @@ reads what another does, it goes through a named interface here:
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 import faust
 from faust.types import EventT, TopicT
 
+from streams import faust_compat
 from streams.commits import CommitGate
 from streams.errors import InvalidPost
 from streams.inference.moderation import Thresholds
@@ -30,6 +32,7 @@ from streams.privacy.policy import PrivacyPolicy
 from streams.records import Source, dead_letter
 from streams.settings import Settings
 
+log = logging.getLogger(__name__)
 # Topics may carry a 1 MB post and its enrichment; Kafka's default is 1 MB.
 MAX_RECORD_BYTES = 8 * 1024 * 1024
 
@@ -47,6 +50,26 @@ class EnrichProgress:
     def enriched_through(self, partition: int) -> int:
         """The last offset of ``partition`` enriched here, -1 when none."""
         return self.offsets.get(partition, -1)
+
+
+@dataclass
+class AgentCrashes:
+    """Agents that raised: Faust restarts them, which must not pass for health (metric, log, /health)."""
+
+    metrics: Metrics
+    counts: dict[str, int] = field(default_factory=dict)
+    last_at: float = 0.0  # epoch seconds of the latest crash
+
+    async def on_error(self, agent: Any, exc: BaseException) -> None:
+        """Faust's ``on_error`` hook of every agent."""
+        name = str(getattr(agent, "name", agent)).rsplit(".", 1)[-1]
+        self.counts[name] = self.counts.get(name, 0) + 1
+        self.last_at = time.time()
+        self.metrics.agent_crashes.labels(name).inc()
+        log.error("agent %s crashed (%d so far): %r; Faust restarts it", name, self.counts[name], exc)
+
+    def recent(self, now: float, within_s: float) -> bool:
+        return self.last_at > 0 and now - self.last_at <= within_s
 
 
 @dataclass
@@ -94,9 +117,23 @@ class Runtime:
     progress: EnrichProgress = field(default_factory=EnrichProgress)
     rebalances: RebalanceClock = field(default_factory=RebalanceClock)
     commit_gate: CommitGate | None = None  # exactly-once: commits wait for whole batches
+    crashes: AgentCrashes = field(init=False)
     # One inference thread per worker: ONNX Runtime parallelises inside a
     # batch, and a second concurrent batch would only compete for the cores.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "inference"))
+
+    def __post_init__(self) -> None:
+        self.crashes = AgentCrashes(self.metrics)
+        faust_compat.on_agent_error(self.app, self.crashes.on_error)
+
+    def agent(self, channel: Any, name: str) -> Any:
+        """``app.agent`` with one actor: our agents write tables, and with more Faust may
+        commit past an in-flight event."""
+        return self.app.agent(channel, name=name, concurrency=1)
+
+    def assigned_partitions(self, topic: str) -> set[int]:
+        """The partitions of ``topic`` this worker is assigned now."""
+        return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
 
     def dead_letter_for(self, event: EventT, error: InvalidPost) -> dict[str, Any]:
         """The dead-letter record of an input event (counted; user id pseudonymised)."""

@@ -154,13 +154,25 @@ ENV: list[tuple[str, str, str, str]] = [
     ),
     ("topic_max", "STREAMS_TOPIC_MAX", "64", "Most semantic topics; when full, posts far from all get none"),
     ("web_port", "STREAMS_WEB_PORT", "6066", "Port of the worker's HTTP server (metrics, health)"),
+    (
+        "web_host",
+        "STREAMS_WEB_HOST",
+        "127.0.0.1",
+        "Address the HTTP server binds: loopback by default, 0.0.0.0 in containers (the image sets it)",
+    ),
+    (
+        "web_token",
+        "STREAMS_WEB_TOKEN",
+        "",
+        "Bearer token the query views (/profiles, /trends) require; empty: open (metrics and health always are)",
+    ),
     ("log_level", "STREAMS_LOG_LEVEL", "info", "Log level: debug, info, warning, error"),
 ]
 
 Guarantee = Literal["at_least_once", "exactly_once"]
 GUARANTEES: tuple[Guarantee, ...] = get_args(Guarantee)
 AGENTS = ("enrich", "profiles", "trends")
-SECRETS = {"pseudonym_secret"}
+SECRETS = {"pseudonym_secret", "web_token"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -217,6 +229,8 @@ class Settings:
     topic_similarity: float
     topic_max: int
     web_port: int
+    web_host: str
+    web_token: str
     log_level: str
 
     @classmethod
@@ -258,6 +272,8 @@ class Settings:
         )
         _require(self.store.startswith(("memory://", "rocksdb://")), "STREAMS_STORE", "must be memory:// or rocksdb://")
         _require(bool(self.bootstrap.strip()), "KAFKA_BOOTSTRAP", "must name at least one host:port")
+        _require(bool(self.web_host.strip()), "STREAMS_WEB_HOST", "must name an address, e.g. 127.0.0.1 or 0.0.0.0")
+        _require(1 <= self.web_port <= 65535, "STREAMS_WEB_PORT", "must be a port number, 1 to 65535")
         _require(self.profile_publish_interval_s >= 0, "STREAMS_PROFILE_PUBLISH_INTERVAL_S", "must be 0 or more")
         _require(self.compacted_segment_ms >= 1, "STREAMS_COMPACTED_SEGMENT_MS", "must be at least 1")
         _require(self.tombstone_retention_ms >= 0, "STREAMS_TOMBSTONE_RETENTION_MS", "must be 0 or more")

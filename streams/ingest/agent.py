@@ -20,7 +20,9 @@ import orjson
 from faust.types import EventT, StreamT
 
 from streams.batches import BatchLoop
+from streams.commits import gated
 from streams.errors import InvalidPost, Reason, Stage
+from streams.faust_compat import processing
 from streams.gaps import GapRepair
 from streams.ingest.dedupe import SeenPosts
 from streams.ingest.enrich import enrich_batch
@@ -97,7 +99,7 @@ class EnrichAgent:
 
     async def publish(self, outputs: list[Output]) -> None:
         """Send every output and wait until the broker has acknowledged each."""
-        pending = [await self.rt.topics[o.topic].send(key=o.key, value=orjson.dumps(o.value)) for o in outputs]
+        pending = [await self.send(output) for output in outputs]
         results = await asyncio.gather(*pending, return_exceptions=True)
         retry: list[Output] = []
         for output, result in zip(outputs, results, strict=True):
@@ -107,6 +109,10 @@ class EnrichAgent:
             self.acknowledged(output)
         if retry:
             await self.publish(retry)
+
+    async def send(self, output: Output) -> Any:
+        with processing(output.event):  # exactly-once: in the transaction of its input's partition
+            return await self.rt.topics[output.topic].send(key=output.key, value=orjson.dumps(output.value))
 
     def too_large_or_raise(self, output: Output, error: BaseException) -> Output:
         """A record the broker refuses becomes a dead letter; anything else stops the batch."""
@@ -142,13 +148,14 @@ def install_enrich(runtime: Runtime) -> EnrichAgent:
     loop = BatchLoop("enrich", repair, runtime.commit_gate)
 
     # concurrency=1: with more, Faust may commit past an in-flight event.
-    @runtime.app.agent(source, name="enrich", concurrency=1)
+    @runtime.agent(source, name="enrich")
     async def enrich(stream: StreamT) -> None:
         await loop.run(stream, settings.batch_size, settings.batch_linger_s, agent.process)
 
     @runtime.app.timer(PURGE_INTERVAL_S)
     async def purge_seen_post_ids() -> None:
-        purged = agent.seen.purge(now_ms())
+        async with gated(runtime.commit_gate):
+            purged = agent.seen.purge(now_ms(), runtime.assigned_partitions(settings.topic_raw))
         if purged:
             log.info("forgot %d post id(s) older than %ss", purged, settings.dedupe_ttl_s)
 

@@ -15,9 +15,15 @@ from faust.types import EventT
 from streams.faust_compat import delete_from_partition, processing
 
 
-def expired_ids(entries: list[tuple[str, list[int] | None]], now_ms: int, ttl_ms: int) -> list[tuple[str, int]]:
-    """(post id, partition) of the entries first seen more than ``ttl_ms`` ago."""
-    return [(key, value[1]) for key, value in entries if value is not None and now_ms - value[0] > ttl_ms]
+def expired_ids(
+    entries: list[tuple[str, list[int] | None]], now_ms: int, ttl_ms: int, partitions: set[int]
+) -> list[tuple[str, int]]:
+    """(post id, partition) of the entries of ``partitions`` first seen more than ``ttl_ms`` ago."""
+    return [
+        (key, value[1])
+        for key, value in entries
+        if value is not None and value[1] in partitions and now_ms - value[0] > ttl_ms
+    ]
 
 
 class SeenPosts:
@@ -37,9 +43,14 @@ class SeenPosts:
         with processing(event):
             self.table[post_id] = [now_ms, event.message.partition]
 
-    def purge(self, now_ms: int) -> int:
-        """Forget ids older than the time-to-live; return how many."""
-        expired = expired_ids(list(self.table.data.items()), now_ms, self.ttl_ms)
+    def purge(self, now_ms: int, partitions: set[int]) -> int:
+        """Forget ids older than the time-to-live; return how many.
+
+        Only the ``partitions`` this worker owns: the table also holds standby copies of
+        others, whose changelog partitions are their owners' to write (and, in exactly-once
+        mode, in their owners' transactions).
+        """
+        expired = expired_ids(list(self.table.data.items()), now_ms, self.ttl_ms, partitions)
         for key, partition in expired:
             # Outside any event: the tombstone goes to the partition the id was remembered in.
             delete_from_partition(self.table, key, partition)

@@ -20,6 +20,7 @@ import orjson
 from faust.types import EventT, StreamT
 
 from streams.batches import BatchLoop
+from streams.commits import gated
 from streams.errors import InvalidPost, Reason, Stage
 from streams.faust_compat import processing
 from streams.gaps import GapRepair
@@ -69,7 +70,9 @@ class ProfilesAgent:
         self.by_user = runtime.internal_topic(f"{settings.app_id}-profiles-by-user", settings.partitions)
         self.out = runtime.raw_topic(settings.topic_profiles)
         self.last_published: dict[str, float] = {}
-        self.dirty: set[str] = set()
+        # user -> the envelope that last changed a profile held back by the rate limit: its
+        # publication joins that envelope's partition (its transaction, in exactly-once mode).
+        self.dirty: dict[str, EventT] = {}
 
     async def route(self, events: list[EventT], posts: list[dict[str, Any] | None]) -> None:
         """Send each fresh post (None: a repeat, or not a post) and erasure request to its
@@ -85,53 +88,58 @@ class ProfilesAgent:
             except InvalidPost as error:
                 record = self.rt.dead_letter_for(event, error)
                 topic = self.rt.topics[settings.topic_deadletter]
-                return await topic.send(key=event.key, value=orjson.dumps(record))
+                with processing(event):
+                    return await topic.send(key=event.key, value=orjson.dumps(record))
             envelope: envelopes.Envelope = envelopes.erase_envelope(int(time.time() * 1000))
         elif post is None:
             return None
         else:
             user = post["user_id"]
             envelope = envelopes.post_envelope(post, event.message.partition, event.message.offset)
-        return await self.by_user.send(key=user.encode(), value=envelopes.encode(envelope))
+        with processing(event):  # exactly-once: in the transaction of the post's partition
+            return await self.by_user.send(key=user.encode(), value=envelopes.encode(envelope))
 
     async def apply_batch(self, events: list[Any]) -> None:
-        for event in events:
-            await self.apply(event)
+        """Fold a batch of envelopes; return once every profile it published is acknowledged."""
+        pending = [await self.apply(event) for event in events]
+        await asyncio.gather(*[p for p in pending if p is not None])
 
-    async def apply(self, event: EventT) -> None:
+    async def apply(self, event: EventT) -> Any:
+        """Fold one envelope; the pending publication of the profile, if one is due."""
         user = (event.key or b"").decode()
         envelope = envelopes.decode(event.value)
         if envelope["kind"] == "erase":
-            await self.erase(event, user)
-            return
+            return await self.erase(event, user)
         profile: Profile = self.table.get(user) or new_profile(user)
         partition, offset = envelope["source"]
         applied = profile.get("applied_offsets", {})
         if offset <= applied.get(str(partition), -1):
             self.rt.metrics.profile_repeats.inc()
-            return
+            return None
         profile = update_profile(profile, envelope["post"])
         profile["applied_offsets"] = {**applied, str(partition): offset}
         with processing(event):
             self.table[user] = profile
         if time.monotonic() - self.last_published.get(user, 0.0) >= self.interval_s:
-            await self.publish(user, profile)
-        else:
-            self.dirty.add(user)
+            return await self.publish(user, profile, event)
+        self.dirty[user] = event
+        return None
 
-    async def publish(self, user: str, profile: Profile) -> None:
-        await self.out.send(key=user.encode(), value=orjson.dumps(published_profile(profile)))
+    async def publish(self, user: str, profile: Profile, event: EventT) -> Any:
+        with processing(event):
+            pending = await self.out.send(key=user.encode(), value=orjson.dumps(published_profile(profile)))
         self.last_published[user] = time.monotonic()
-        self.dirty.discard(user)
+        self.dirty.pop(user, None)
+        return pending
 
-    async def erase(self, event: EventT, user: str) -> None:
+    async def erase(self, event: EventT, user: str) -> Any:
         held = self.table.get(user) is not None
-        if held:
-            with processing(event):
+        with processing(event):
+            if held:
                 del self.table[user]
-        self.dirty.discard(user)
+            pending = await self.out.send(key=user.encode(), value=None)
+        self.dirty.pop(user, None)
         self.last_published.pop(user, None)
-        await (await self.out.send(key=user.encode(), value=None))
         self.rt.metrics.erasures.inc()
         log.info(
             "erasure done: user %s, profile %s, tombstone published to %s",
@@ -139,16 +147,22 @@ class ProfilesAgent:
             "removed" if held else "not held",
             self.rt.settings.topic_profiles,
         )
+        return pending
 
     async def flush(self) -> None:
         """Publish the profiles held back by the rate limit once their interval passed."""
         now = time.monotonic()
-        for user in [u for u in self.dirty if now - self.last_published.get(u, 0.0) >= self.interval_s]:
+        assigned = self.rt.app.consumer.assignment()
+        pending = []
+        for user, event in list(self.dirty.items()):
+            if now - self.last_published.get(user, 0.0) < self.interval_s:
+                continue
             profile = self.table.get(user)
-            if profile is None:
-                self.dirty.discard(user)
+            if profile is None or event.message.tp not in assigned:  # erased, or moved to another worker
+                self.dirty.pop(user, None)
             else:
-                await self.publish(user, profile)
+                pending.append(await self.publish(user, profile, event))
+        await asyncio.gather(*pending)
 
     def profile(self, user: str) -> dict[str, Any] | None:
         """The published form of a profile held by this worker (for the query view)."""
@@ -163,12 +177,13 @@ def install_profiles(runtime: Runtime) -> ProfilesAgent:
     loop = BatchLoop("profiles", repair, runtime.commit_gate)
 
     # concurrency=1: this agent writes a table.
-    @runtime.app.agent(agent.by_user, name="profiles", concurrency=1)
+    @runtime.agent(agent.by_user, name="profiles")
     async def profiles(stream: StreamT) -> None:
         await loop.run(stream, BATCH, LINGER_S, agent.apply_batch)
 
     @runtime.app.timer(FLUSH_INTERVAL_S)
     async def flush_profiles() -> None:
-        await agent.flush()
+        async with gated(runtime.commit_gate):  # exactly-once: no commit splits a flush
+            await agent.flush()
 
     return agent

@@ -177,13 +177,14 @@ class WindowsStage:
         self.metrics.trend_watermark_lag.labels(str(partition)).set(max(0.0, time.time() - watermark / 1000))
         pending: list[Any] = []
         closed: list[tuple[str, TermState]] = []
-        for key in scheduler.on_notify():
-            state = self.table.get(key)
-            if state is None:
-                continue
-            result = windows.close(state, watermark, self.spec, self.detector, scheduler.warm)
-            pending += await self.publish(state, result)
-            closed.append((key, state))
+        with processing(event):  # exactly-once: windows go out in the transaction of their partition
+            for key in scheduler.on_notify():
+                state = self.table.get(key)
+                if state is None:
+                    continue
+                result = windows.close(state, watermark, self.spec, self.detector, scheduler.warm)
+                pending += await self.publish(state, result)
+                closed.append((key, state))
         await asyncio.gather(*pending)
         with processing(event):
             for key, state in closed:
@@ -250,13 +251,13 @@ def install_trends(runtime: Runtime) -> Trends:
     if cluster is not None:
         cluster_loop = loop("trends-topics")
 
-        @app.agent(cluster.topic, name="trends-topics", concurrency=1)
+        @runtime.agent(cluster.topic, name="trends-topics")
         async def topics(stream: StreamT) -> None:
             await cluster_loop.run(stream, CLUSTER_BATCH, ROUTE_LINGER_S, cluster.cluster)
 
     windows_loop = loop("trends")
 
-    @app.agent(trends.by_term, name="trends", concurrency=1)
+    @runtime.agent(trends.by_term, name="trends")
     async def windows_agent(stream: StreamT) -> None:
         await windows_loop.run(stream, ROUTE_BATCH, ROUTE_LINGER_S, trends.windows.apply)
 

@@ -37,6 +37,7 @@ class ClusterStage:
         self.watermarks: dict[str, int] = {}  # posts.enriched partition -> newest event ms heard of
         self.clusterer: TopicClusterer | None = None
         self.last_end_at = 0.0
+        self.last_event: Any = None  # the latest input event: the heartbeat's reports join its transaction
 
     @property
     def heard_from_all(self) -> bool:
@@ -47,6 +48,7 @@ class ClusterStage:
             s = self.settings
             self.clusterer = TopicClusterer(s.topic_similarity, s.topic_max, self.table.get(CLUSTER_STATE_KEY))
         clusterer = self.clusterer
+        self.last_event = events[-1]
         by_topic: dict[str, list[Mention]] = defaultdict(list)
         labels: dict[str, str] = {}
         for event in events:
@@ -70,7 +72,7 @@ class ClusterStage:
 
     async def heartbeat(self) -> None:
         """The clusterer's watermark, caught up when it has assigned everything on its input."""
-        if self.clusterer is None or not self.heard_from_all:
+        if self.clusterer is None or self.last_event is None or not self.heard_from_all:
             return
         tp = TP(self.topic.get_topic_name(), 0)
         consumer = self.app.consumer
@@ -85,4 +87,5 @@ class ClusterStage:
             end = (await consumer.highwaters(tp)).get(tp)
             done = [CLUSTER_SOURCE] if end is not None and applied + 1 >= end else []
         mark = {CLUSTER_SOURCE: min(self.watermarks.values())}
-        await asyncio.gather(*await self.sender.broadcast(mark, done))
+        with processing(self.last_event):
+            await asyncio.gather(*await self.sender.broadcast(mark, done))

@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from faust.types import TP, TopicT
 
+from streams.faust_compat import processing
 from streams.metrics import Metrics
 from streams.runtime import EnrichProgress
 from streams.settings import Settings
@@ -87,19 +88,23 @@ class TrendsRouter:
         self.kinds = settings.trend_kind_names
         self.watermark: dict[int, int] = {}  # posts.enriched partition -> newest event ms sent on
         self.offsets: dict[int, int] = {}  # posts.enriched partition -> last offset routed
+        self.last_event: dict[int, Any] = {}  # posts.enriched partition -> its latest event routed
         self.last_broadcast = 0.0
         self.last_end_offsets_at = 0.0
 
     async def route(self, events: list[Any], posts: list[dict[str, Any] | None]) -> None:
         """Send the mentions of each fresh post (None: not a post, or one routed before) to its terms' partitions."""
         s = self.settings
-        by_term: dict[str, list[Mention]] = defaultdict(list)
-        to_cluster: list[ClusterPost] = []
+        # Grouped by source partition: in exactly-once mode each message joins the transaction
+        # of the partition its mentions come from (the one whose offsets commit with it).
+        by_term: dict[tuple[int, str], list[Mention]] = defaultdict(list)
+        to_cluster: dict[int, list[ClusterPost]] = defaultdict(list)
         newest: dict[int, int] = {}
         for event, post in zip(events, posts, strict=True):
             if event.message.topic != s.topic_enriched:
                 continue
             self.offsets[event.message.partition] = event.message.offset
+            self.last_event[event.message.partition] = event
             if post is None:
                 self.metrics.trend_posts_skipped.labels("duplicate").inc()
                 continue
@@ -110,15 +115,22 @@ class TrendsRouter:
             mention = mention_of(post, partition, event.message.offset)
             newest[partition] = max(newest.get(partition, 0), post["created_at_ms"])
             for kind, term in terms_of(post, self.kinds):
-                by_term[term_key(kind, term)].append(mention)
+                by_term[(partition, term_key(kind, term))].append(mention)
             if self.to_cluster is not None and post.get("embedding"):
-                to_cluster.append({"m": mention.to_wire(), "e": post["embedding"], "t": cluster_terms(post)})
-        pending = [await self.sender.mentions(key, m) for key, m in by_term.items()]
+                cluster_post: ClusterPost = {"m": mention.to_wire(), "e": post["embedding"], "t": cluster_terms(post)}
+                to_cluster[partition].append(cluster_post)
+        pending = []
+        for (partition, key), mentions in by_term.items():
+            with processing(self.last_event[partition]):
+                pending.append(await self.sender.mentions(key, mentions))
         for partition, ms in newest.items():
             self.watermark[partition] = max(self.watermark.get(partition, 0), ms)
         marks = {str(p): self.watermark[p] for p in newest}
         if self.to_cluster is not None:
-            pending.append(await self.to_cluster.send(value=encode_cluster(to_cluster, marks), partition=0))
+            for partition in newest:  # one message a partition, with that partition's watermark
+                value = encode_cluster(to_cluster[partition], {str(partition): self.watermark[partition]})
+                with processing(self.last_event[partition]):
+                    pending.append(await self.to_cluster.send(value=value, partition=0))
         if time.monotonic() - self.last_broadcast >= BROADCAST_INTERVAL_S:
             pending += await self.sender.broadcast(marks, [])  # busy: the heartbeat tells when it is caught up
             self.last_broadcast = time.monotonic()
@@ -133,7 +145,9 @@ class TrendsRouter:
         marks = {str(p): self.watermark[p] for p in assigned if p in self.watermark}
         if marks:
             caught_up = await self.caught_up([int(p) for p in marks])
-            await asyncio.gather(*await self.sender.broadcast(marks, caught_up))
+            # A timer has no event of its own: the reports join the transaction of one of the partitions.
+            with processing(self.last_event[int(next(iter(marks)))]):
+                await asyncio.gather(*await self.sender.broadcast(marks, caught_up))
 
     async def caught_up(self, partitions: list[int]) -> list[str]:
         """The posts.enriched partitions among ``partitions`` with nothing more to come soon:

@@ -2,10 +2,14 @@
 
 The views see the agents only through the seams of streams.runtime
 (``ProfileQueries``, ``TrendQueries``), handed in by the composition root.
+The query views hold user data: with STREAMS_WEB_TOKEN set they answer only a
+request that carries ``Authorization: Bearer <token>`` (and pass it on when they
+ask the other workers). /metrics and /health stay open for scrapers and probes.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -18,6 +22,8 @@ from streams.runtime import ProfileQueries, Runtime, TrendQueries
 from streams.terms import KINDS
 
 MAX_TOP_K = 1000
+# An agent crash within this many seconds makes /health answer "degraded" (503).
+CRASH_WINDOW_S = 300.0
 
 
 def update_lag(runtime: Runtime) -> None:
@@ -41,6 +47,19 @@ def _ident(url: str | URL) -> tuple[str, int]:
     return parsed.host or "", parsed.port or 80
 
 
+def authorized(runtime: Runtime, request: Request) -> bool:
+    """True when no token is set, or the request carries it as a bearer token (compared in constant time)."""
+    token = runtime.settings.web_token
+    if not token:
+        return True
+    given = request.headers.get("Authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
+def refused(view: View) -> Response:
+    return view.json({"error": "this view needs Authorization: Bearer <STREAMS_WEB_TOKEN>"}, status=401)
+
+
 async def from_other_workers(runtime: Runtime, table_name: str, request: Request) -> list[Any]:
     """The JSON answers of the other workers that own partitions of the table, asked with local=1."""
     app = runtime.app
@@ -50,7 +69,8 @@ async def from_other_workers(runtime: Runtime, table_name: str, request: Request
         if _ident(host) == me:
             continue
         url = URL(str(host)).with_path(request.url.path).with_query({**request.query, "local": "1"})
-        async with app.http_client.get(url) as response:
+        headers = {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
+        async with app.http_client.get(url, headers=headers) as response:
             if response.status == 200:
                 answers.append(await response.json())
     return answers
@@ -64,6 +84,8 @@ def install_trend_views(runtime: Runtime, trends: TrendQueries) -> None:
         """The top-K terms of a kind in the latest closed tumbling window, over every worker."""
 
         async def get(self, request: Request) -> Response:
+            if not authorized(runtime, request):
+                return refused(self)
             kind = request.query.get("kind", "hashtag")
             try:
                 k = int(request.query.get("k", "20"))
@@ -84,6 +106,8 @@ def install_trend_views(runtime: Runtime, trends: TrendQueries) -> None:
         """One term's open panes and recent closed windows (kind and term as query parameters)."""
 
         async def get(self, request: Request) -> Response:
+            if not authorized(runtime, request):
+                return refused(self)
             kind, term = request.query.get("kind", "hashtag"), request.query.get("term", "")
             view = trends.term(kind, term)
             if view is not None:
@@ -114,8 +138,13 @@ def install_views(runtime: Runtime, profiles: ProfileQueries | None, trends: Tre
         class ProfileView(View):
             """One profile by pseudonymous id, served by the worker that owns its partition."""
 
+            async def get(self, request: Request, *args: Any, **params: Any) -> Response:
+                if not authorized(runtime, request):  # before routing: a refused request goes nowhere
+                    return refused(self)
+                return await self.routed(request, *args, **params)
+
             @app.table_route(table=table, match_info="user")
-            async def get(self: View, request: Request, *args: Any, **params: Any) -> Response:
+            async def routed(self: View, request: Request, *args: Any, **params: Any) -> Response:
                 user = str(params["user"])
                 profile = profile_of(user)
                 if profile is None:
@@ -131,15 +160,23 @@ def install_views(runtime: Runtime, profiles: ProfileQueries | None, trends: Tre
             consumer = app.consumer
             assigned = sorted(f"{tp.topic}[{tp.partition}]" for tp in consumer.assignment())
             last = runtime.progress.last_batch_at
-            # Without posts the stream is idle, not unhealthy: health is about
-            # being in the group with partitions to consume.
-            healthy = not app.rebalancing
+            crashes = runtime.crashes
+            # Without posts the stream is idle, not unhealthy: health is about being in
+            # the group with partitions to consume, and agents that do not crash.
+            if app.rebalancing:
+                status = "rebalancing"
+            elif crashes.recent(time.time(), CRASH_WINDOW_S):
+                status = "degraded"
+            else:
+                status = "ok"
             return self.json(
                 {
-                    "status": "ok" if healthy else "rebalancing",
+                    "status": status,
                     "model": runtime.model.manifest.tag,
                     "assigned": assigned,
                     "last_batch_age_s": round(time.time() - last, 3) if last else None,
+                    "agent_crashes": dict(crashes.counts),
+                    "last_crash_age_s": round(time.time() - crashes.last_at, 3) if crashes.last_at else None,
                 },
-                status=200 if healthy else 503,
+                status=200 if status == "ok" else 503,
             )

@@ -1,5 +1,6 @@
-"""Exactly-once mode (Kafka transactions) through crashes: a read_committed consumer sees
-every post once, and every trend window equals the brute-force count."""
+"""Exactly-once mode (Kafka transactions) through crashes, with one worker and with several:
+a read_committed consumer sees every post, dead letter, flagged post and trend window once,
+the windows equal the brute-force count, and every profile's post count is exact."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.privacy.pseudonym import Pseudonymizer
 from streams.trends import evaluation as ev
 from streams.trends.windows import WindowSpec
-from tests.support import Pipeline
+from tests.support import PSEUDONYM_SECRET, Pipeline, bad_messages
 
-pytestmark = pytest.mark.integration
 SPEC = WindowSpec(window_ms=60_000, hop_size_ms=180_000, hop_ms=60_000, grace_ms=10_000)
 
 
@@ -75,3 +76,92 @@ def test_exactly_once_through_two_crashes(pipeline: Pipeline, record_property: A
     assert max(Counter(k for k, _ in windows).values()) == 1, "a window was published twice"
     record_property("exactly_once_posts", len(posts))
     print(f"exactly-once: {len(posts)} posts through 2 SIGKILLs, each once; {len(wanted)} windows exact, once each")
+
+
+def latest_post_counts(records: list[tuple[bytes | None, Any]]) -> dict[str, int]:
+    newest: dict[str, int] = {}
+    for key, value in records:
+        if key is not None and value is not None:
+            newest[key.decode()] = value["posts"]
+    return newest
+
+
+def once_each(records: list[tuple[bytes | None, Any]], expected: set[bytes], what: str) -> None:
+    copies = Counter(key for key, _ in records)
+    missing, extra = len(expected - set(copies)), len(set(copies) - expected)
+    assert set(copies) == expected, f"{what}: {missing} missing, {extra} extra"
+    assert max(copies.values(), default=1) == 1, f"{what} twice: {[k for k, c in copies.items() if c > 1][:5]}"
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("workers", [2, 3])
+def test_exactly_once_with_several_workers_killed_one_at_a_time(
+    pipeline: Pipeline, workers: int, record_property: Any
+) -> None:
+    pipeline.partitions = 6
+    pipeline.extra_env = {
+        "STREAMS_GUARANTEE": "exactly_once",
+        "STREAMS_TREND_KINDS": "hashtag",
+        "STREAMS_TREND_HOP_SIZE_S": "180",
+        "STREAMS_PROFILE_PUBLISH_INTERVAL_S": "0",
+    }
+    shape = ev.StreamShape(hours=0.15, posts_per_minute=100, bursts=1, users=40)
+    start = (int(time.time() * 1000) - 3_600_000) // SPEC.window_ms * SPEC.window_ms
+    stream = ev.generate(shape, start, SPEC.window_ms, seed=20 + workers)
+    end = ev.sentinels(pipeline.partitions, stream.end_ms + SPEC.hop_size_ms + SPEC.window_ms)
+    posts = stream.posts + end
+    keys = {p["id"].encode() for p in posts}
+    bad, reasons = bad_messages(60)
+
+    running = [pipeline.start_worker() for _ in range(workers)]
+    good = [(p["id"].encode(), orjson.dumps(p)) for p in posts]
+    pipeline.produce(good[:300] + bad[:30] + good[300:] + bad[30:])  # malformed mixed in, not at the end
+    rng = random.Random(workers)
+    reached = 0
+    for _ in range(2):  # SIGKILL one worker, with transactions open, then start a fresh one
+        reached += rng.randint(150, 300)
+        pipeline.read("enriched", at_least(reached), committed=True)
+        pipeline.kill(running.pop(rng.randrange(len(running))))
+        running.append(pipeline.start_worker())
+
+    enriched = pipeline.read("enriched", lambda rs: keys <= {k for k, _ in rs}, 300, committed=True)
+    once_each(enriched, keys, "posts")
+    dead = pipeline.read("deadletter", lambda rs: set(reasons) <= {k for k, _ in rs}, 120, committed=True)
+    once_each(dead, set(reasons), "dead letters")
+    to_flag = {k for k, r in enriched if r["moderation"]["action"] != "allow"}
+    flagged = pipeline.read("flagged", lambda rs: to_flag <= {k for k, _ in rs}, 120, committed=True)
+    once_each(flagged, to_flag, "flagged posts")
+
+    reference = ev.reference_counts(ev.hashtag_mentions(stream.posts), SPEC, stream.end_ms)
+    wanted = {k for k, v in reference.items() if v >= 2}
+
+    def hashtag_windows(records: list[tuple[bytes | None, Any]]) -> list[tuple[tuple[str, str, int], int]]:
+        return [
+            ((r["term"], r["window"]["type"], r["window"]["start_ms"]), r["count"])
+            for _, r in records
+            if r["kind"] == "hashtag" and r["window"]["end_ms"] <= stream.end_ms
+        ]
+
+    trends = pipeline.read(
+        f"{pipeline.name}.trends", lambda rs: wanted <= {k for k, _ in hashtag_windows(rs)}, 180, committed=True
+    )
+    windows = hashtag_windows(trends)
+    assert ev.discrepancies(dict(windows), reference, 2) == {
+        "missing": 0, "extra": 0, "wrong_count": 0, "compared": len(wanted),
+    }  # fmt: skip
+    assert max(Counter(k for k, _ in windows).values()) == 1, "a window was published twice"
+
+    pseudonym = Pseudonymizer(PSEUDONYM_SECRET.encode())
+    per_user = dict(Counter(pseudonym(p["user_id"]) for p in posts))
+    profiles = pipeline.read(
+        f"{pipeline.name}.profiles", lambda rs: latest_post_counts(rs) == per_user, 120, committed=True
+    )
+    assert latest_post_counts(profiles) == per_user
+
+    logs = "".join(path.read_text(errors="replace") for path in sorted(pipeline.log_dir.glob("worker-*.log")))
+    assert "Crashed reason" not in logs and "No transaction producer" not in logs
+    record_property(f"exactly_once_{workers}_workers_posts", len(posts))
+    print(
+        f"exactly-once, {workers} workers, 2 SIGKILLs: {len(posts)} posts, {len(reasons)} dead letters, "
+        f"{len(to_flag)} flagged, {len(wanted)} windows and {len(per_user)} profiles, each once and exact"
+    )

@@ -49,5 +49,5 @@ def test_normalised_post_has_utc_time_and_keeps_unknown_fields() -> None:
 def test_dedupe_forgets_ids_older_than_the_ttl() -> None:
     from streams.ingest.dedupe import expired_ids
 
-    entries = [("old", [1_000, 2]), ("new", [9_000, 0]), ("gone", None)]
-    assert expired_ids(entries, now_ms=10_000, ttl_ms=5_000) == [("old", 2)]
+    entries = [("old", [1_000, 2]), ("new", [9_000, 0]), ("gone", None), ("standby", [1_000, 3])]
+    assert expired_ids(entries, now_ms=10_000, ttl_ms=5_000, partitions={0, 1, 2}) == [("old", 2)]

@@ -1,0 +1,44 @@
+"""The worker's HTTP server exposes only what the README documents; the query views take a token."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+from tests.support import Pipeline
+
+TOKEN = "integration-test-token"
+UNDOCUMENTED = [
+    "/table/",
+    "/table/seen-post-ids/",
+    "/table/profiles/someone/",
+    "/router/",
+    "/graph/",
+    "/stats/",
+    "/performance/",
+    "/signal/",
+    "/nope",
+]
+
+
+def status(port: int, path: str, token: str | None = None) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_only_documented_endpoints_answer_and_queries_need_the_token(pipeline: Pipeline) -> None:
+    pipeline.extra_env = {"STREAMS_WEB_TOKEN": TOKEN}
+    pipeline.start_worker()
+    port = pipeline.ports[0]
+    assert {path: status(port, path) for path in UNDOCUMENTED} == {path: 404 for path in UNDOCUMENTED}
+    assert status(port, "/metrics") == 200 and status(port, "/health") == 200
+    queries = ["/profiles/nobody/", "/trends/top?kind=hashtag&k=5", "/trends/term?kind=hashtag&term=x"]
+    assert [status(port, path) for path in queries] == [401, 401, 401]
+    assert [status(port, path, "wrong") for path in queries] == [401, 401, 401]
+    assert [status(port, path, TOKEN) for path in queries] == [404, 200, 404]  # none held yet; top is empty
