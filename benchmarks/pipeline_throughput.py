@@ -1,6 +1,7 @@
 """End-to-end throughput of the pipeline on the real broker with real tweets.
 
     python benchmarks/pipeline_throughput.py [--posts 10000] [--bad 1000] [--workers 2]
+                                             [--guarantee at_least_once|exactly_once]
 
 Replays SemEval-2017 tweets from ../shared/data (or synthetic posts with
 --synthetic) plus malformed messages into fresh topics, runs the workers, and
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--synthetic", action="store_true")
+    parser.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once")
     args = parser.parse_args()
 
     bootstrap, started_broker = start_broker()
@@ -96,17 +98,20 @@ def main() -> None:
     for var, value in (("STREAMS_APP_ID", name), ("STREAMS_PARTITIONS", str(args.partitions)),
                        ("STREAMS_TOPIC_RAW", settings.topic_raw), ("STREAMS_TOPIC_ENRICHED", settings.topic_enriched),
                        ("STREAMS_TOPIC_FLAGGED", settings.topic_flagged),
-                       ("STREAMS_TOPIC_DEADLETTER", settings.topic_deadletter)):  # fmt: skip
+                       ("STREAMS_TOPIC_DEADLETTER", settings.topic_deadletter),
+                       ("STREAMS_GUARANTEE", args.guarantee)):  # fmt: skip
         os.environ[var] = value
     workers = start_workers(settings, args.workers)
     try:
         wait_healthy(settings, workers)
         started = time.monotonic()
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        # In exactly-once mode a post counts once its transaction committed: what a read_committed reader sees.
+        isolation = "read_committed" if args.guarantee == "exactly_once" else "read_uncommitted"
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation)
         enriched, done = count_records(consumer, settings.topic_enriched, len(posts), timeout_s=1800)
         dead, _ = count_records(consumer, settings.topic_deadletter, args.bad, timeout_s=60)
         elapsed = done - started
-        print(f"workers: {args.workers} process(es), partitions: {args.partitions}")
+        print(f"workers: {args.workers} process(es), partitions: {args.partitions}, guarantee: {args.guarantee}")
         print(f"enriched: {sum(enriched.values())} records, {len(enriched)} distinct ids (expected {len(posts)})")
         print(f"dead letters: {sum(dead.values())} (expected {args.bad})")
         print(

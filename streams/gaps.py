@@ -7,7 +7,9 @@ them, and after the seek back to the committed offset it drops the re-fetched
 copies as already read. The stream then goes on from a later offset, and once
 the jump is taken for a gap the committed offset passes the lost records.
 
-Every agent passes its events through ``GapRepair.fill``. Shortly after a
+Every agent passes its events through ``GapRepair.fill``. It keeps, always, the
+next offset expected of each partition in the current generation, and drops a
+record delivered again below it (processed already: counted, not repeated). Shortly after a
 rebalance it checks that each partition's offsets follow on from the committed
 offset; where they jump, it reads the missing records straight from the broker
 (an independent consumer, no group) and puts them in order before the event
@@ -74,22 +76,27 @@ class GapRepair:
         self.handled: list[tuple[TP, int, int]] = []  # ranges read back, to hand to Faust after the batch
 
     async def fill(self, events: list[Any]) -> list[Any]:
-        """``events`` with the records skipped before any of them put back in place."""
+        """``events`` with the records skipped before any of them put back in place, and
+        without the records delivered again in this generation (already processed here:
+        a second pass would publish its outputs twice, which exactly-once cannot hide)."""
         app = self.app
         if app.consumer_generation_id != self.generation:
             self.generation = app.consumer_generation_id
             self.next_offset.clear()
-        if time.time() - self.rebalances.started_at > CHECK_AFTER_REBALANCE_S:
-            return events
+        checking = time.time() - self.rebalances.started_at <= CHECK_AFTER_REBALANCE_S
         out: list[Any] = []
         for event in events:
             tp = event.message.tp
-            expected = self.next_offset.get(tp)
-            if expected is None:
-                expected = faust_compat.committed_offset(app.consumer, tp)
             offset = event.message.offset
-            if expected is not None and offset > expected:
-                out += await self.read_back(tp, expected, offset)
+            expected = self.next_offset.get(tp)
+            if expected is not None and offset < expected:
+                self.metrics.records_repeated.labels(tp.topic).inc()
+                continue
+            if checking:
+                if expected is None:
+                    expected = faust_compat.committed_offset(app.consumer, tp)
+                if expected is not None and offset > expected:
+                    out += await self.read_back(tp, expected, offset)
             out.append(event)
             self.next_offset[tp] = max(offset + 1, expected or 0)
         return out

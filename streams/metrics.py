@@ -101,6 +101,12 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.records_repeated = Counter(
+            "streams_records_repeated_total",
+            "Records the consumer delivered again in one generation, dropped (processed already)",
+            ["topic"],
+            registry=r,
+        )
         self.erasures = Counter("streams_erasures_total", "Erasure requests carried out", registry=r)
         self.last_batch_at = Gauge("streams_last_batch_timestamp_seconds", "When the last batch finished", registry=r)
         self.model_info = Info("streams_model", "The model the worker serves", registry=r)

@@ -131,8 +131,9 @@ class TrendsRouter:
                 value = encode_cluster(to_cluster[partition], {str(partition): self.watermark[partition]})
                 with processing(self.last_event[partition]):
                     pending.append(await self.to_cluster.send(value=value, partition=0))
-        if time.monotonic() - self.last_broadcast >= BROADCAST_INTERVAL_S:
-            pending += await self.sender.broadcast(marks, [])  # busy: the heartbeat tells when it is caught up
+        if newest and time.monotonic() - self.last_broadcast >= BROADCAST_INTERVAL_S:
+            with processing(self.last_event[next(iter(newest))]):  # any partition of the batch's will do
+                pending += await self.sender.broadcast(marks, [])  # busy: the heartbeat tells when caught up
             self.last_broadcast = time.monotonic()
         await asyncio.gather(*pending)
         self.metrics.trend_mentions_routed.inc(sum(len(m) for m in by_term.values()))

@@ -128,7 +128,7 @@ def test_exactly_once_with_several_workers_killed_one_at_a_time(
     once_each(enriched, keys, "posts")
     dead = pipeline.read("deadletter", lambda rs: set(reasons) <= {k for k, _ in rs}, 120, committed=True)
     once_each(dead, set(reasons), "dead letters")
-    to_flag = {k for k, r in enriched if r["moderation"]["action"] != "allow"}
+    to_flag = {k for k, r in enriched if k is not None and r["moderation"]["action"] != "allow"}
     flagged = pipeline.read("flagged", lambda rs: to_flag <= {k for k, _ in rs}, 120, committed=True)
     once_each(flagged, to_flag, "flagged posts")
 
