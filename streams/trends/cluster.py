@@ -63,9 +63,11 @@ class ClusterStage:
                     by_topic[assigned[0]].append(Mention.from_wire(post["m"]))
                     labels[assigned[0]] = assigned[1]
             clusterer.applied = event.message.offset
-        pending = [await self.sender.mentions(term_key("topic", t), m, labels[t]) for t, m in by_topic.items()]
-        if self.heard_from_all:
-            pending += await self.sender.broadcast({CLUSTER_SOURCE: min(self.watermarks.values())}, [])
+        # Its mentions and its watermark go through one producer (the input's), in order.
+        with processing(events[-1]):
+            pending = [await self.sender.mentions(term_key("topic", t), m, labels[t]) for t, m in by_topic.items()]
+            if self.heard_from_all:
+                pending += await self.sender.broadcast({CLUSTER_SOURCE: min(self.watermarks.values())}, [])
         await asyncio.gather(*pending)
         with processing(events[-1]):
             self.table[CLUSTER_STATE_KEY] = clusterer.state()

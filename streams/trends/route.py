@@ -132,8 +132,7 @@ class TrendsRouter:
                 with processing(self.last_event[partition]):
                     pending.append(await self.to_cluster.send(value=value, partition=0))
         if newest and time.monotonic() - self.last_broadcast >= BROADCAST_INTERVAL_S:
-            with processing(self.last_event[next(iter(newest))]):  # any partition of the batch's will do
-                pending += await self.sender.broadcast(marks, [])  # busy: the heartbeat tells when caught up
+            pending += await self.broadcast(marks, [])  # busy: the heartbeat tells when it is caught up
             self.last_broadcast = time.monotonic()
         await asyncio.gather(*pending)
         self.metrics.trend_mentions_routed.inc(sum(len(m) for m in by_term.values()))
@@ -147,8 +146,21 @@ class TrendsRouter:
         if marks:
             caught_up = await self.caught_up([int(p) for p in marks])
             # A timer has no event of its own: the reports join the transaction of one of the partitions.
-            with processing(self.last_event[int(next(iter(marks)))]):
-                await asyncio.gather(*await self.sender.broadcast(marks, caught_up))
+            await asyncio.gather(*await self.broadcast(marks, caught_up))
+
+    async def broadcast(self, marks: dict[str, int], caught_up: list[str]) -> list[Any]:
+        """Each partition's watermark in a message of its own, sent like that partition's mentions.
+
+        A watermark must come after the mentions it vouches for. In exactly-once mode each
+        source partition's records go out through its own transactional producer, and two
+        producers' records reach a trends partition in no set order: a watermark sent
+        through another producer could overtake the mentions and make them late.
+        """
+        pending: list[Any] = []
+        for source, ms in marks.items():
+            with processing(self.last_event[int(source)]):
+                pending += await self.sender.broadcast({source: ms}, [source] if source in caught_up else [])
+        return pending
 
     async def caught_up(self, partitions: list[int]) -> list[str]:
         """The posts.enriched partitions among ``partitions`` with nothing more to come soon:
