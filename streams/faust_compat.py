@@ -166,12 +166,12 @@ def send_in_source_transactions(app: faust.App) -> None:
     group and partition), but starts transactional producers only for the partitions
     the worker is assigned. A worker that writes to a partition of a repartition or
     output topic owned by another worker has no producer for it (``ProducerSendError:
-    No transaction producer found``), and even when it has one, the output commits in
-    another input's transaction, not with the offsets of the input that caused it.
-    Kafka Streams' rule is one producer per input partition; this follows it: the
-    transaction is the one of the current event's partition, whose offsets Faust
-    commits in that same transaction. Without a current event (buffered table writes,
-    which Faust writes to their source's partition) Faust's own rule stays.
+    No transaction producer found``). Faust's rule stays where the worker can follow
+    it: all records for one output partition then go through one producer, in the order
+    they were sent (trend watermarks rely on that). Where it cannot, the record joins
+    the transaction of the input partition it was made for (the current event's, set
+    by ``processing``), whose offsets Faust commits in that same transaction: Kafka
+    Streams' rule of one producer per input partition.
     """
     manager: Any = app.consumer.transactions  # Any: its producer's transaction table is undeclared
     assignor: Any = app.assignor  # Any: its topic groups are undeclared
@@ -187,14 +187,19 @@ def send_in_source_transactions(app: faust.App) -> None:
         *,
         transactional_id: str | None = None,
     ) -> Any:
+        owned = manager.producer._transaction_producers
+        p = manager.consumer.key_partition(topic, key, partition)
+        if transaction_of(topic, p) in owned:  # Faust's own rule, when this worker can follow it
+            return await faust_send(topic, key, value, partition, timestamp, headers)
         source = current_source()
-        group = assignor._topic_groups.get(source.topic) if source is not None else None
-        if source is not None and group is not None:
-            tid = f"{app.conf.id}-{group}-{source.partition}"
-            if tid in manager.producer._transaction_producers:
-                p = manager.consumer.key_partition(topic, key, partition)
-                return await manager.producer.send(topic, key, value, p, timestamp, headers, transactional_id=tid)
-        return await faust_send(topic, key, value, partition, timestamp, headers)
+        tid = transaction_of(source.topic, source.partition) if source is not None else None
+        if tid in owned:
+            return await manager.producer.send(topic, key, value, p, timestamp, headers, transactional_id=tid)
+        return await faust_send(topic, key, value, partition, timestamp, headers)  # Faust's error says why
+
+    def transaction_of(topic: str, partition: int | None) -> str | None:
+        group = assignor._topic_groups.get(topic)
+        return None if group is None or partition is None else f"{app.conf.id}-{group}-{partition}"
 
     manager.send = send
 

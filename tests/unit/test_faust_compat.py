@@ -114,3 +114,35 @@ def test_wrap_commit_routes_every_commit_through_the_wrapper() -> None:
     faust_compat.wrap_commit(consumer, wrap)
     assert asyncio.run(consumer.commit()) is True
     assert calls == ["gate", "commit"]
+
+
+def test_agent_errors_reach_our_handler_before_fausts() -> None:
+    calls: list[str] = []
+
+    class FakeApp:
+        async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+            calls.append(f"faust {exc}")
+
+    async def ours(agent: Any, exc: BaseException) -> None:
+        calls.append(f"ours {exc}")
+
+    app = FakeApp()
+    faust_compat.on_agent_error(app, ours)  # type: ignore[arg-type]
+    asyncio.run(app._on_agent_error(None, ValueError("boom")))
+    assert calls == ["ours boom", "faust boom"]
+
+
+def test_agent_crashes_are_counted_and_make_health_degraded_for_a_while() -> None:
+    from streams.metrics import Metrics
+    from streams.runtime import AgentCrashes
+
+    metrics = Metrics()
+    crashes = AgentCrashes(metrics)
+
+    class Agent:
+        name = "streams.fanout.fanout"
+
+    asyncio.run(crashes.on_error(Agent(), RuntimeError("no producer")))
+    assert crashes.counts == {"fanout": 1}
+    assert metrics.registry.get_sample_value("streams_agent_crashes_total", {"agent": "fanout"}) == 1.0
+    assert crashes.recent(crashes.last_at + 10, within_s=300) and not crashes.recent(crashes.last_at + 301, 300)
