@@ -35,6 +35,8 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 # Topics may carry a 1 MB post and its enrichment; Kafka's default is 1 MB.
 MAX_RECORD_BYTES = 8 * 1024 * 1024
+# Keys and values stay bytes: the agents encode and decode JSON themselves (orjson).
+RAW_BYTES: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
 @dataclass
@@ -149,25 +151,10 @@ class Runtime:
 
     def raw_topic(self, name: str) -> TopicT:
         """A pipeline topic of raw bytes (JSON written and read by the agents)."""
-        return self.app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=self.settings.partitions,
-            replicas=self.settings.replication,
-            config={"max.message.bytes": str(MAX_RECORD_BYTES)},
-        )
+        s = self.settings
+        config = {"max.message.bytes": str(MAX_RECORD_BYTES)}
+        return self.app.topic(name, partitions=s.partitions, replicas=s.replication, config=config, **RAW_BYTES)
 
     def internal_topic(self, name: str, partitions: int) -> TopicT:
         """A topic between two agents of the app, of raw bytes, created by Faust."""
-        return self.app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=partitions,
-            internal=True,
-        )
+        return self.app.topic(name, partitions=partitions, internal=True, **RAW_BYTES)

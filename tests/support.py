@@ -64,6 +64,24 @@ def queried_metrics() -> set[str]:
     return set(re.findall(r"\b(streams_[a-z_]+|up)\b", text))
 
 
+def hashtag_windows(records: list[tuple[bytes | None, Any]], until_ms: int) -> list[tuple[tuple[str, str, int], int]]:
+    """((term, window type, start ms), count) of the hashtag windows in ``records`` ending by ``until_ms``."""
+    return [
+        ((r["term"], r["window"]["type"], r["window"]["start_ms"]), r["count"])
+        for _, r in records
+        if r["kind"] == "hashtag" and r["window"]["end_ms"] <= until_ms
+    ]
+
+
+def latest_post_counts(records: list[tuple[bytes | None, Any]]) -> dict[str, int]:
+    """Each user's post count in the newest users.profiles record."""
+    newest: dict[str, int] = {}
+    for key, value in records:
+        if key is not None and value is not None:
+            newest[key.decode()] = value["posts"]
+    return newest
+
+
 def broker(action: str, bootstrap: str) -> None:
     """Start or stop the local broker serving ``bootstrap`` (deploy/local/kafka)."""
     port = int(bootstrap.rsplit(":", 1)[1])

@@ -16,7 +16,7 @@ import pytest
 from streams.privacy.pseudonym import Pseudonymizer
 from streams.trends import evaluation as ev
 from streams.trends.windows import WindowSpec
-from tests.support import PSEUDONYM_SECRET, Pipeline, bad_messages
+from tests.support import PSEUDONYM_SECRET, Pipeline, bad_messages, hashtag_windows, latest_post_counts
 
 SPEC = WindowSpec(window_ms=60_000, hop_size_ms=180_000, hop_ms=60_000, grace_ms=10_000)
 
@@ -54,36 +54,29 @@ def test_exactly_once_through_two_crashes(pipeline: Pipeline, record_property: A
     assert set(copies) == keys, f"{len(keys - set(copies))} posts missing"
     assert max(copies.values()) == 1, f"published twice: {[k for k, c in copies.items() if c > 1][:5]}"
 
+    wanted = assert_windows_exact_once(pipeline, stream)
+    record_property("exactly_once_posts", len(posts))
+    print(f"exactly-once: {len(posts)} posts through 2 SIGKILLs, each once; {len(wanted)} windows exact, once each")
+
+
+def assert_windows_exact_once(pipeline: Pipeline, stream: ev.GeneratedStream) -> set[tuple[str, str, int]]:
+    """Every hashtag window of the stream equals the brute-force count, published once; the windows compared."""
     reference = ev.reference_counts(ev.hashtag_mentions(stream.posts), SPEC, stream.end_ms)
     wanted = {k for k, v in reference.items() if v >= 2}
-
-    def hashtag_windows(records: list[tuple[bytes | None, Any]]) -> list[tuple[tuple[str, str, int], int]]:
-        return [
-            ((r["term"], r["window"]["type"], r["window"]["start_ms"]), r["count"])
-            for _, r in records
-            if r["kind"] == "hashtag" and r["window"]["end_ms"] <= stream.end_ms
-        ]
-
     trends = pipeline.read(
-        f"{pipeline.name}.trends", lambda rs: wanted <= {k for k, _ in hashtag_windows(rs)}, 180, committed=True
+        f"{pipeline.name}.trends",
+        lambda rs: wanted <= {k for k, _ in hashtag_windows(rs, stream.end_ms)},
+        180,
+        committed=True,
     )
-    windows = hashtag_windows(trends)
+    windows = hashtag_windows(trends, stream.end_ms)
     assert ev.discrepancies(dict(windows), reference, 2) == {
         "missing": 0, "extra": 0, "wrong_count": 0, "compared": len(wanted),
     }  # fmt: skip
     # Windows go out once too: trends.windows is written in the transactions (the
     # exactly-once anchor makes Faust see the topic), not beside them.
     assert max(Counter(k for k, _ in windows).values()) == 1, "a window was published twice"
-    record_property("exactly_once_posts", len(posts))
-    print(f"exactly-once: {len(posts)} posts through 2 SIGKILLs, each once; {len(wanted)} windows exact, once each")
-
-
-def latest_post_counts(records: list[tuple[bytes | None, Any]]) -> dict[str, int]:
-    newest: dict[str, int] = {}
-    for key, value in records:
-        if key is not None and value is not None:
-            newest[key.decode()] = value["posts"]
-    return newest
+    return wanted
 
 
 def once_each(records: list[tuple[bytes | None, Any]], expected: set[bytes], what: str) -> None:
@@ -136,24 +129,7 @@ def test_exactly_once_with_several_workers_killed_one_at_a_time(
     flagged = pipeline.read("flagged", lambda rs: to_flag <= {k for k, _ in rs}, 120, committed=True)
     once_each(flagged, to_flag, "flagged posts")
 
-    reference = ev.reference_counts(ev.hashtag_mentions(stream.posts), SPEC, stream.end_ms)
-    wanted = {k for k, v in reference.items() if v >= 2}
-
-    def hashtag_windows(records: list[tuple[bytes | None, Any]]) -> list[tuple[tuple[str, str, int], int]]:
-        return [
-            ((r["term"], r["window"]["type"], r["window"]["start_ms"]), r["count"])
-            for _, r in records
-            if r["kind"] == "hashtag" and r["window"]["end_ms"] <= stream.end_ms
-        ]
-
-    trends = pipeline.read(
-        f"{pipeline.name}.trends", lambda rs: wanted <= {k for k, _ in hashtag_windows(rs)}, 180, committed=True
-    )
-    windows = hashtag_windows(trends)
-    assert ev.discrepancies(dict(windows), reference, 2) == {
-        "missing": 0, "extra": 0, "wrong_count": 0, "compared": len(wanted),
-    }  # fmt: skip
-    assert max(Counter(k for k, _ in windows).values()) == 1, "a window was published twice"
+    wanted = assert_windows_exact_once(pipeline, stream)
 
     pseudonym = Pseudonymizer(PSEUDONYM_SECRET.encode())
     per_user = dict(Counter(pseudonym(p["user_id"]) for p in posts))

@@ -14,7 +14,7 @@ import pytest
 from streams.privacy.pseudonym import Pseudonymizer
 from streams.trends import evaluation as ev
 from streams.trends.windows import WindowSpec
-from tests.support import PSEUDONYM_SECRET, Pipeline
+from tests.support import PSEUDONYM_SECRET, Pipeline, hashtag_windows, latest_post_counts
 
 pytestmark = pytest.mark.integration
 SPEC = WindowSpec(window_ms=60_000, hop_size_ms=180_000, hop_ms=60_000, grace_ms=10_000)
@@ -79,16 +79,11 @@ def test_workers_join_and_leave_mid_replay_and_tables_recover(pipeline: Pipeline
     reference = ev.reference_counts(ev.hashtag_mentions(posts), SPEC, stream.end_ms)
     wanted = {(k, v) for k, v in reference.items() if v >= 2}
 
-    def hashtag_windows(records: list[tuple[bytes | None, Any]]) -> dict[tuple[str, str, int], int]:
-        return {
-            (r["term"], r["window"]["type"], r["window"]["start_ms"]): r["count"]
-            for _, r in records
-            if r["kind"] == "hashtag" and r["window"]["end_ms"] <= stream.end_ms
-        }
-
     keys = {k for k, _ in wanted}
-    trends = pipeline.read(f"{pipeline.name}.trends", lambda rs: keys <= set(hashtag_windows(rs)), 180)
-    published = hashtag_windows(trends)
+    trends = pipeline.read(
+        f"{pipeline.name}.trends", lambda rs: keys <= {k for k, _ in hashtag_windows(rs, stream.end_ms)}, 180
+    )
+    published = dict(hashtag_windows(trends, stream.end_ms))
     wrong = sorted((k[2], k[1], k[0], published.get(k), n) for k, n in wanted - published.items())
     assert ev.discrepancies(published, reference, 2) == {
         "missing": 0, "extra": 0, "wrong_count": 0, "compared": len(wanted),
@@ -98,15 +93,8 @@ def test_workers_join_and_leave_mid_replay_and_tables_recover(pipeline: Pipeline
     pseudonym = Pseudonymizer(PSEUDONYM_SECRET.encode())
     per_user = Counter(pseudonym(p["user_id"]) for p in posts + end)
 
-    def latest(records: list[tuple[bytes | None, Any]]) -> dict[str, int]:
-        newest: dict[str, int] = {}
-        for key, value in records:
-            if key is not None and value is not None:
-                newest[key.decode()] = value["posts"]
-        return newest
-
-    profiles = pipeline.read(f"{pipeline.name}.profiles", lambda rs: latest(rs) == dict(per_user), 120)
-    assert latest(profiles) == dict(per_user)
+    profiles = pipeline.read(f"{pipeline.name}.profiles", lambda rs: latest_post_counts(rs) == dict(per_user), 120)
+    assert latest_post_counts(profiles) == dict(per_user)
 
     duplicates = sum(before.values()) - len(before)
     survivors = [recovery(pipeline.metrics(index)) for index in (1, 2)]
