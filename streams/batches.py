@@ -2,11 +2,6 @@
 
     take_events -> GapRepair.fill -> (commit gate) handle -> GapRepair.done -> ack
 
-A batch taken while the group rebalances, or fetched in an older generation, is
-not processed: its acks are withheld and the partition's next owner reads it
-again from the last commit (its table writes would otherwise go out after the
-revoked partitions' transactions ended).
-
 The rule it keeps, in both guarantees: a batch whose outputs were not all
 acknowledged by the broker is never committed. Faust's ``take_events`` acks a
 batch in a ``finally`` around its ``yield``, so a body that raises would see its
@@ -32,14 +27,11 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
-import faust
 from faust.types import StreamT
 
 from streams import faust_compat
 from streams.commits import CommitGate, processed
 from streams.gaps import GapRepair
-from streams.metrics import Metrics
-from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
 # EX_SOFTWARE: the worker stopped itself; a supervisor should start it again.
@@ -61,24 +53,18 @@ class BatchLoop:
     def __init__(
         self,
         name: str,
-        app: faust.App,
         repair: GapRepair,
         gate: CommitGate | None,
-        metrics: Metrics,
         on_failure: Callable[[int], None] = exit_now,
     ) -> None:
         self.name = name
-        self.app = app
         self.repair = repair
         self.gate = gate
-        self.metrics = metrics
         self.on_failure = on_failure
 
     async def run(self, stream: StreamT, size: int, within: float, handle: Handler) -> None:
         async for taken in faust_compat.take_events(stream, size, within):
-            events = self.current(list(taken))
-            if not events:
-                continue
+            events = list(taken)
             try:
                 batch = await self.repair.fill(events)
                 async with processed(self.gate, stream, batch):
@@ -92,17 +78,6 @@ class BatchLoop:
                 self.failed(events, exc)
                 raise
 
-    def current(self, events: list[Any]) -> list[Any]:
-        """``events`` less those that must wait for a rebalance: not processed and not committed,
-        they are read again from the last commit by their partition's next owner."""
-        outdated = faust_compat.outdated(self.app, events)
-        if not outdated:
-            return events
-        faust_compat.withhold_acks(outdated)
-        self.metrics.records_deferred.labels(self.name).inc(len(outdated))
-        left = set(map(id, outdated))
-        return [e for e in events if id(e) not in left]
-
     def failed(self, events: list[Any], exc: Exception) -> None:
         first, last = events[0].message, events[-1].message
         log.critical(
@@ -113,9 +88,3 @@ class BatchLoop:
             last.topic, last.partition, last.offset, exc, EXIT_UNDELIVERED,
         )  # fmt: skip
         self.on_failure(EXIT_UNDELIVERED)
-
-
-def batch_loop(runtime: Runtime, name: str) -> BatchLoop:
-    """The batch loop of the agent ``name``, with its own gap repair."""
-    repair = GapRepair(runtime.app, runtime.settings, runtime.metrics, runtime.rebalances, name)
-    return BatchLoop(name, runtime.app, repair, runtime.commit_gate, runtime.metrics)

@@ -51,7 +51,6 @@ REQUIRED: list[tuple[Any, str, str]] = [
     (TransactionManager, "send", "exactly-once sends join the transaction of their input"),
     (TransactionManager, "transactional_id_format", "exactly-once names transactions as Faust does"),
     (faust.App, "_on_agent_error", "agent crashes are counted and reported by /health"),
-    (faust.App, "rebalancing", "a batch taken during a rebalance waits for the next generation"),
     (PartitionAssignor, "_topic_groups", "exactly-once finds the topic group of an input partition"),
 ]
 
@@ -92,20 +91,6 @@ async def add_gap(consumer: Any, tp: TP, first: int, last: int) -> None:
 def wrap_commit(consumer: Any, wrap: Callable[[CommitFn], CommitFn]) -> None:
     """Replace the consumer's commit with ``wrap(commit)``: every commit, timer or rebalance, goes through it."""
     consumer.commit = wrap(consumer.commit)
-
-
-def outdated(app: faust.App, events: Sequence[Any]) -> list[Any]:
-    """The events of ``events`` that must wait for the rebalance: all of them while the group
-    rebalances, else those fetched in an older generation (their partition may have moved).
-
-    Faust's stream skips such messages when it reads them, but a batch taken before the
-    rebalance still holds them; processed now, their table writes would be sent after
-    the revoked partitions' transactions ended.
-    """
-    if app.rebalancing:
-        return list(events)
-    generation = app.consumer_generation_id
-    return [e for e in events if getattr(e.message, "generation_id", generation) not in (None, generation)]
 
 
 def withhold_acks(events: Sequence[Any]) -> None:

@@ -101,12 +101,6 @@ class Metrics:
             ["topic"],
             registry=r,
         )
-        self.records_deferred = Counter(
-            "streams_records_deferred_total",
-            "Records of a batch taken during a rebalance, left for the partition's next owner",
-            ["agent"],
-            registry=r,
-        )
         self.records_repeated = Counter(
             "streams_records_repeated_total",
             "Records the consumer delivered again in one generation, dropped (processed already)",

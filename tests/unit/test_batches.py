@@ -13,7 +13,6 @@ from faust.types.tuples import Message
 
 from streams.batches import EXIT_UNDELIVERED, BatchLoop
 from streams.commits import CommitGate
-from streams.metrics import Metrics
 
 RAW = TP("posts.raw", 0)
 
@@ -50,12 +49,6 @@ class FakeStream:
         return True
 
 
-@dataclass
-class App:
-    rebalancing: bool = False
-    consumer_generation_id: int = 1
-
-
 class NoRepair:
     async def fill(self, events: list[Any]) -> list[Any]:
         return events
@@ -64,16 +57,13 @@ class NoRepair:
         pass
 
 
-def events(*offsets: int, generation: int = 1) -> list[Event]:
-    return [
-        Event(Message(RAW.topic, RAW.partition, o, 0.0, 0, None, b"k", b"v", None, tp=RAW, generation_id=generation))
-        for o in offsets
-    ]
+def events(*offsets: int) -> list[Event]:
+    return [Event(Message(RAW.topic, RAW.partition, o, 0.0, 0, None, b"k", b"v", None, tp=RAW)) for o in offsets]
 
 
 def run(stream: FakeStream, fail_on: int | None, gate: CommitGate | None = None) -> list[int]:
     exits: list[int] = []
-    loop = BatchLoop("test", App(), NoRepair(), gate, Metrics(), on_failure=exits.append)  # type: ignore[arg-type]
+    loop = BatchLoop("test", NoRepair(), gate, on_failure=exits.append)  # type: ignore[arg-type]
 
     async def handle(batch: list[Any]) -> None:
         if any(e.message.offset == fail_on for e in batch):
@@ -107,7 +97,7 @@ def test_a_failed_batch_is_never_committed_and_the_worker_exits(exactly_once: bo
 
 def test_a_cancelled_batch_is_not_committed_either() -> None:
     stream = FakeStream([events(0, 1)])
-    loop = BatchLoop("test", App(), NoRepair(), None, Metrics(), on_failure=lambda code: None)  # type: ignore[arg-type]
+    loop = BatchLoop("test", NoRepair(), None, on_failure=lambda code: None)  # type: ignore[arg-type]
 
     async def handle(batch: list[Any]) -> None:
         raise asyncio.CancelledError
@@ -115,20 +105,3 @@ def test_a_cancelled_batch_is_not_committed_either() -> None:
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(loop.run(stream, 10, 0.1, handle))  # type: ignore[arg-type]
     assert stream.committable == []
-
-
-def test_events_of_an_older_generation_or_taken_during_a_rebalance_wait_for_the_next_owner() -> None:
-    handled: list[int] = []
-    app = App(consumer_generation_id=2)
-    loop = BatchLoop("test", app, NoRepair(), None, Metrics(), on_failure=lambda code: None)  # type: ignore[arg-type]
-
-    async def handle(batch: list[Any]) -> None:
-        handled.extend(e.message.offset for e in batch)
-
-    stream = FakeStream([events(0, 1, generation=1) + events(2, 3, generation=2)])
-    asyncio.run(loop.run(stream, 10, 0.1, handle))  # type: ignore[arg-type]
-    assert handled == [2, 3] and stream.committable == [2, 3]  # 0 and 1 are neither processed nor committed
-    app.rebalancing = True
-    stream = FakeStream([events(4, 5, generation=2)])
-    asyncio.run(loop.run(stream, 10, 0.1, handle))  # type: ignore[arg-type]
-    assert handled == [2, 3] and stream.committable == []
