@@ -32,6 +32,7 @@ from faust.types import StreamT
 from streams import faust_compat
 from streams.commits import CommitGate, processed
 from streams.gaps import GapRepair
+from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
 # EX_SOFTWARE: the worker stopped itself; a supervisor should start it again.
@@ -88,3 +89,9 @@ class BatchLoop:
             last.topic, last.partition, last.offset, exc, EXIT_UNDELIVERED,
         )  # fmt: skip
         self.on_failure(EXIT_UNDELIVERED)
+
+
+def batch_loop(runtime: Runtime, name: str) -> BatchLoop:
+    """The batch loop of the agent ``name``, with a gap repair of its own."""
+    repair = GapRepair(runtime.app, runtime.settings, runtime.metrics, runtime.rebalances, name)
+    return BatchLoop(name, repair, runtime.commit_gate)

@@ -19,9 +19,8 @@ from typing import Any, Protocol
 import orjson
 from faust.types import EventT, StreamT
 
-from streams.batches import BatchLoop
+from streams.batches import batch_loop
 from streams.commits import gated
-from streams.gaps import GapRepair
 from streams.ingest.dedupe import SeenPosts
 from streams.runtime import Runtime
 
@@ -56,8 +55,7 @@ def install_fanout(runtime: Runtime, routers: list[Router], read_erasure: bool) 
     if not routers:
         return
     routed = SeenPosts(runtime.app, settings.partitions, settings.dedupe_ttl_s, "routed-posts")
-    repair = GapRepair(runtime.app, settings, runtime.metrics, runtime.rebalances, "fanout")
-    loop = BatchLoop("fanout", repair, runtime.commit_gate)
+    loop = batch_loop(runtime, "fanout")
     names = [settings.topic_enriched] + ([settings.topic_erasure] if read_erasure else [])
     source = runtime.app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 

@@ -19,11 +19,10 @@ from typing import Any
 import orjson
 from faust.types import EventT, StreamT
 
-from streams.batches import BatchLoop
+from streams.batches import batch_loop
 from streams.commits import gated
 from streams.errors import InvalidPost, Reason, Stage
 from streams.faust_compat import processing
-from streams.gaps import GapRepair
 from streams.ingest.dedupe import SeenPosts
 from streams.ingest.enrich import enrich_batch
 from streams.ingest.parse import RawPost, parse_post
@@ -144,8 +143,7 @@ def install_enrich(runtime: Runtime) -> EnrichAgent:
     settings = runtime.settings
     agent = EnrichAgent(runtime)
     source = runtime.topics[settings.topic_raw]
-    repair = GapRepair(runtime.app, settings, runtime.metrics, runtime.rebalances, "enrich")
-    loop = BatchLoop("enrich", repair, runtime.commit_gate)
+    loop = batch_loop(runtime, "enrich")
 
     # concurrency=1: with more, Faust may commit past an in-flight event.
     @runtime.agent(source, name="enrich")

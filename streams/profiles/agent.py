@@ -19,11 +19,10 @@ from typing import Any
 import orjson
 from faust.types import EventT, StreamT
 
-from streams.batches import BatchLoop
+from streams.batches import batch_loop
 from streams.commits import gated
 from streams.errors import InvalidPost, Reason, Stage
 from streams.faust_compat import processing
-from streams.gaps import GapRepair
 from streams.ingest.parse import MAX_ID_CHARS
 from streams.profiles import envelopes
 from streams.profiles.fold import Profile, new_profile, published_profile, update_profile
@@ -173,8 +172,7 @@ class ProfilesAgent:
 def install_profiles(runtime: Runtime) -> ProfilesAgent:
     """The profiles agent; its input is routed by the fan-out agent (streams.fanout)."""
     agent = ProfilesAgent(runtime)
-    repair = GapRepair(runtime.app, runtime.settings, runtime.metrics, runtime.rebalances, "profiles")
-    loop = BatchLoop("profiles", repair, runtime.commit_gate)
+    loop = batch_loop(runtime, "profiles")
 
     # concurrency=1: this agent writes a table.
     @runtime.agent(agent.by_user, name="profiles")

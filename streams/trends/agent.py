@@ -29,10 +29,9 @@ from typing import Any
 import orjson
 from faust.types import EventT, StreamT, TopicT
 
-from streams.batches import BatchLoop
+from streams.batches import batch_loop
 from streams.commits import gated
 from streams.faust_compat import processing
-from streams.gaps import GapRepair
 from streams.runtime import Runtime
 from streams.topics import compaction_config
 from streams.trends import windows
@@ -243,19 +242,16 @@ def install_trends(runtime: Runtime) -> Trends:
     trends = Trends(runtime)
     app, gate = runtime.app, runtime.commit_gate
 
-    def loop(name: str) -> BatchLoop:
-        return BatchLoop(name, GapRepair(app, runtime.settings, runtime.metrics, runtime.rebalances, name), gate)
-
     # Each agent writes a table: concurrency stays 1.
     cluster = trends.cluster
     if cluster is not None:
-        cluster_loop = loop("trends-topics")
+        cluster_loop = batch_loop(runtime, "trends-topics")
 
         @runtime.agent(cluster.topic, name="trends-topics")
         async def topics(stream: StreamT) -> None:
             await cluster_loop.run(stream, CLUSTER_BATCH, ROUTE_LINGER_S, cluster.cluster)
 
-    windows_loop = loop("trends")
+    windows_loop = batch_loop(runtime, "trends")
 
     @runtime.agent(trends.by_term, name="trends")
     async def windows_agent(stream: StreamT) -> None:
