@@ -1,6 +1,6 @@
 """Bias audit of the served model's moderation: identity terms in benign and toxic templates.
 
-    python benchmarks/bias.py [--model models/social-minilm] [--review 0.5] [--block 0.9]
+    python benchmarks/bias.py [--model models/social-minilm] [--review P] [--block P]
 
 In the manner of Dixon et al. 2018 (templates x identity terms) and the Equity
 Evaluation Corpus (Kiritchenko & Mohammad 2018). For each identity term it prints the
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from streams.inference.folder import merge_evaluation  # noqa: E402
 from streams.inference.moderation import BLOCK, Thresholds, decide  # noqa: E402
 from streams.inference.session import TextModel  # noqa: E402
 from streams.settings import DEFAULT_MODEL_DIR  # noqa: E402
@@ -148,13 +149,15 @@ def per_term(rows: list[Scored]) -> list[dict[str, float | str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
-    parser.add_argument("--review", type=float, default=0.5)
-    parser.add_argument("--block", type=float, default=0.9)
+    parser.add_argument("--review", type=float, help="one review threshold for every head (default: the model's)")
+    parser.add_argument("--block", type=float, help="one block threshold for every head (default: the model's)")
+    parser.add_argument("--save", action="store_true", help="store the summary in the model's evaluation.json")
     args = parser.parse_args()
     model = TextModel(args.model, threads=2)
-    rows = score_all(model, Thresholds(args.review, args.block))
+    thresholds = Thresholds.resolve(model.manifest.thresholds, args.review, args.block)
+    rows = score_all(model, thresholds)
     table = per_term(rows)
-    print(f"model {model.manifest.tag}; thresholds review {args.review}, block {args.block}")
+    print(f"model {model.manifest.tag}; thresholds review {dict(thresholds.review)}, block {dict(thresholds.block)}")
     print(f"{len(table)} identity terms x {len(BENIGN)} benign and {len(TOXIC)} toxic templates")
     header = ("group", "term", "flagged", "blocked", "negative", "subgrp", "BPSN", "BNSP")
     print("{:<19} {:<17} {:>8} {:>8} {:>9} {:>7} {:>6} {:>6}".format(*header))
@@ -177,6 +180,25 @@ def main() -> None:
     print(f"worst term: {worst['term']} ({float(worst['flagged']):.0%} flagged); best-worst gap {gap:.0%}")
     overall = auc(np.array([r.score for r in toxic]), np.array([r.score for r in benign]))
     print(f"overall AUC {overall:.3f}; lowest BPSN AUC {min(bpsn):.3f}; BPSN gap {max(bpsn) - min(bpsn):.3f}")
+    summary = {
+        "model": model.manifest.tag,
+        "terms": len(table),
+        "benign": len(benign),
+        "toxic": len(toxic),
+        "benign_flagged": sum(r.flagged for r in benign) / len(benign),
+        "benign_blocked": sum(r.blocked for r in benign),
+        "toxic_flagged": sum(r.flagged for r in toxic) / len(toxic),
+        "terms_over_10pct": sum(f > 0.10 for f in flagged),
+        "worst_term": worst["term"],
+        "worst_term_flagged": float(worst["flagged"]),
+        "flagged_gap": gap,
+        "overall_auc": overall,
+        "lowest_bpsn": min(bpsn),
+        "lowest_subgroup_auc": min(float(r["subgroup_auc"]) for r in table),
+        "per_term": table,
+    }
+    if args.save:
+        print(f"saved to {merge_evaluation(args.model, {'bias_audit': summary})}")
 
 
 if __name__ == "__main__":

@@ -104,3 +104,41 @@ def load_all() -> tuple[dict[str, Split], dict[str, Split]]:
     train = {head: _tweeteval(head, "train") for head in HEADS if head != "sentiment"}
     train["sentiment"] = sentiment_train(val["sentiment"])
     return train, val
+
+
+STREAM_HOLDOUT = 10  # pool tweets whose id % 10 == 0 stay out of the fairness rows: the general-stream check
+
+
+def fairness_rows(train: dict[str, Split], seed: int) -> dict[str, Split]:
+    """Each head's training split with the identity-bias rows of models/identity.py added."""
+    import random
+
+    from identity import counterfactual_copies, generated, names_identity
+
+    rng = random.Random(seed)
+    made = generated(1400, 0.15, rng)
+    made_texts = [normalize_for_model(text) for text, _, _ in made]
+    toxic = [int(is_toxic) for _, _, is_toxic in made]
+    pool = [
+        normalize_for_model(raw)
+        for tweet_id, label, raw in semeval_pool()
+        if label != "negative" and tweet_id % STREAM_HOLDOUT and names_identity(raw)
+    ]
+    pool = rng.sample(pool, min(len(pool), 1200))
+    pool_swapped, _ = counterfactual_copies(pool, [0] * len(pool), 0.3, rng)
+    benign_real = pool + pool_swapped
+    out = dict(train)
+    for head, share in (("offensive", 0.5), ("hate", 0.25)):
+        split = train[head]
+        swapped, swapped_labels = counterfactual_copies(split.texts, split.labels, share, rng)
+        out[head] = Split(
+            split.texts + swapped + made_texts + benign_real,
+            split.labels + swapped_labels + toxic + [0] * len(benign_real),
+        )
+    benign = [(text, made[i][1]) for i, text in enumerate(made_texts) if not toxic[i]][:1200]
+    sentiment = train["sentiment"]
+    out["sentiment"] = Split(
+        sentiment.texts + [text for text, _ in benign],
+        sentiment.labels + [HEADS["sentiment"].index(label) for _, label in benign],
+    )
+    return out

@@ -24,13 +24,12 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from card import render as render_card  # noqa: E402
 from data import HEADS, SOURCES  # noqa: E402
 from evaluate import evaluate_folder  # noqa: E402
 from network import MultiTaskModel  # noqa: E402
 from train import ENCODER_DIR, MAX_LENGTH  # noqa: E402
 
-from streams.inference.folder import MANIFEST, sha256_of  # noqa: E402
+from streams.inference.folder import EVALUATION, MANIFEST, merge_evaluation, sha256_of  # noqa: E402
 from streams.inference.normalize import NORMALISATION  # noqa: E402
 
 NAME = "social-minilm"
@@ -61,7 +60,7 @@ def export_onnx(checkpoint: Path, target: Path) -> None:
 
 
 def write_manifest(folder: Path, version: str, quantised: bool, extra: dict[str, object]) -> None:
-    files = [p.name for p in sorted(folder.iterdir()) if p.name not in (MANIFEST, "MODEL_CARD.md")]
+    files = [p.name for p in sorted(folder.iterdir()) if p.name not in (MANIFEST, EVALUATION, "MODEL_CARD.md")]
     manifest = {
         "name": NAME,
         "version": version,
@@ -87,8 +86,24 @@ def write_manifest(folder: Path, version: str, quantised: bool, extra: dict[str,
     (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
 
 
+def previous_figures(out: Path, version: str) -> dict[str, object]:
+    """The figures of the version being replaced, kept as ``before`` in evaluation.json."""
+    if not (out / MANIFEST).exists():
+        return {}
+    old = orjson.loads((out / MANIFEST).read_bytes())
+    evaluation = orjson.loads((out / EVALUATION).read_bytes()) if (out / EVALUATION).exists() else {}
+    if old.get("version") == version:  # a rebuild of the same version keeps what it was compared with
+        return dict(evaluation.get("before", {}))
+    kept = {key: evaluation[key] for key in ("bias_audit", "calibration", "general_stream") if key in evaluation}
+    return {"model": f"{old['name']}@{old['version']}", "metrics_val": old.get("metrics_val", {}), **kept}
+
+
 def build(checkpoint: Path, out: Path, version: str, quantise: bool, training: dict[str, object]) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    before = previous_figures(out, version)
+    (out / EVALUATION).unlink(missing_ok=True)
+    if before:
+        merge_evaluation(out, {"before": before})
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "model.onnx"
         export_onnx(checkpoint, fp32)
@@ -101,7 +116,6 @@ def build(checkpoint: Path, out: Path, version: str, quantise: bool, training: d
     metrics = evaluate_folder(out)
     write_manifest(out, version, quantise, {"training": training, "metrics_val": metrics})
     print(orjson.dumps(metrics, option=orjson.OPT_INDENT_2).decode())
-    (out / "MODEL_CARD.md").write_text(render_card(out), encoding="utf-8")
 
 
 def main() -> None:

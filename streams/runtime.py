@@ -120,11 +120,17 @@ class Runtime:
     rebalances: RebalanceClock = field(default_factory=RebalanceClock)
     commit_gate: CommitGate | None = None  # exactly-once: commits wait for whole batches
     crashes: AgentCrashes = field(init=False)
+    # The model's per-head thresholds with the settings' in their place; resolved
+    # at start, so a pair that contradicts the model fails before any post is read.
+    thresholds: Thresholds = field(init=False)
     # One inference thread per worker: ONNX Runtime parallelises inside a
     # batch, and a second concurrent batch would only compete for the cores.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "inference"))
 
     def __post_init__(self) -> None:
+        self.thresholds = Thresholds.resolve(
+            self.model.manifest.thresholds, self.settings.review_threshold, self.settings.block_threshold
+        )
         self.crashes = AgentCrashes(self.metrics)
         faust_compat.on_agent_error(self.app, self.crashes.on_error)
 
@@ -144,10 +150,6 @@ class Runtime:
         message = event.message
         source = Source(message.topic, message.partition, message.offset, int(message.timestamp * 1000))
         return dead_letter(error, source, original, int(time.time() * 1000), altered)
-
-    @property
-    def thresholds(self) -> Thresholds:
-        return Thresholds(self.settings.review_threshold, self.settings.block_threshold)
 
     def raw_topic(self, name: str) -> TopicT:
         """A pipeline topic of raw bytes (JSON written and read by the agents)."""

@@ -67,8 +67,18 @@ ENV: list[tuple[str, str, str, str]] = [
     ),
     ("max_message_bytes", "STREAMS_MAX_MESSAGE_BYTES", "1048576", "Larger raw messages are dead-lettered"),
     ("dedupe_ttl_s", "STREAMS_DEDUPE_TTL_S", "86400", "How long a post id is remembered, seconds"),
-    ("review_threshold", "STREAMS_REVIEW_THRESHOLD", "0.5", "Moderation score at or above which a post is reviewed"),
-    ("block_threshold", "STREAMS_BLOCK_THRESHOLD", "0.9", "Moderation score at or above which a post is blocked"),
+    (
+        "review_threshold",
+        "STREAMS_REVIEW_THRESHOLD",
+        "model",
+        "Moderation score at or above which a post is reviewed, every head; 'model': the model's per-head choice",
+    ),
+    (
+        "block_threshold",
+        "STREAMS_BLOCK_THRESHOLD",
+        "model",
+        "Moderation score at or above which a post is blocked, every head; 'model': the model's per-head choice",
+    ),
     (
         "pseudonym_secret",
         "STREAMS_PSEUDONYM_SECRET",
@@ -170,6 +180,7 @@ ENV: list[tuple[str, str, str, str]] = [
 ]
 
 Guarantee = Literal["at_least_once", "exactly_once"]
+Threshold = float | None  # None: the model folder's per-head recommendation
 GUARANTEES: tuple[Guarantee, ...] = get_args(Guarantee)
 AGENTS = ("enrich", "profiles", "trends")
 SECRETS = {"pseudonym_secret", "web_token"}
@@ -202,8 +213,8 @@ class Settings:
     max_text_chars: int
     max_message_bytes: int
     dedupe_ttl_s: int
-    review_threshold: float
-    block_threshold: float
+    review_threshold: Threshold
+    block_threshold: Threshold
     pseudonym_secret: str
     pseudonym_secret_file: str
     dev_mode: int
@@ -265,11 +276,17 @@ class Settings:
         _require(self.model_threads >= 1, "STREAMS_MODEL_THREADS", "must be at least 1")
         _require(self.guarantee in GUARANTEES, "STREAMS_GUARANTEE", f"must be one of {', '.join(GUARANTEES)}")
         _require(self.log_level in LOG_LEVELS, "STREAMS_LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
-        _require(
-            0 < self.review_threshold <= self.block_threshold <= 1,
-            "STREAMS_REVIEW_THRESHOLD",
-            "and STREAMS_BLOCK_THRESHOLD must satisfy 0 < review <= block <= 1",
-        )
+        for var, value in (
+            ("STREAMS_REVIEW_THRESHOLD", self.review_threshold),
+            ("STREAMS_BLOCK_THRESHOLD", self.block_threshold),
+        ):
+            _require(value is None or 0 < value <= 1, var, "must be 'model' or a probability above 0 and at most 1")
+        if self.review_threshold is not None and self.block_threshold is not None:
+            _require(
+                self.review_threshold <= self.block_threshold,
+                "STREAMS_REVIEW_THRESHOLD",
+                "must not be above STREAMS_BLOCK_THRESHOLD",
+            )
         _require(self.store.startswith(("memory://", "rocksdb://")), "STREAMS_STORE", "must be memory:// or rocksdb://")
         _require(bool(self.bootstrap.strip()), "KAFKA_BOOTSTRAP", "must name at least one host:port")
         _require(bool(self.web_host.strip()), "STREAMS_WEB_HOST", "must name an address, e.g. 127.0.0.1 or 0.0.0.0")
@@ -372,10 +389,16 @@ def _text(raw: str) -> str:
     return raw
 
 
+def threshold(raw: str) -> float | None:
+    """'model' (or empty): the model folder's per-head threshold; else a probability."""
+    return None if raw.lower() in ("", "model") else float(raw)
+
+
 _PARSERS: dict[Any, Callable[[str], Any]] = {
     "str": _text,
     "Guarantee": _text,  # checked against GUARANTEES in Settings.check
     "int": int,
     "float": float,
+    "Threshold": threshold,
     "Path": Path,
 }

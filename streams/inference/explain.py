@@ -1,22 +1,73 @@
-"""Exact token contributions to a head's logits, grouped into words.
+"""Which words of a post moved a head's prediction: two methods, one word list.
 
-For a linear head on mean-pooled token states, logit_k = sum_t (h_t . w_k)/n + b_k.
-Softmax ignores a shift shared by all classes, so a token's contribution to
-class k is reported relative to the mean over classes: c_t = term_tk - mean_j term_tj.
-Summed over all tokens, these equal logit_k - mean_j logit_j minus the same
-difference of the biases: the explanation is exact, not an approximation.
-Pieces of one word (sub-word units, and punctuation glued to it as in
-``#tag``, ``don't`` or ``@user``) are summed, so users see words as written.
+Words are the whitespace-separated spans of the model's input text, shown with
+trailing punctuation trimmed, so users see words as they wrote them.
+
+**Decomposition** (free, every post). For a linear head on mean-pooled token
+states, logit_k = sum_t (h_t . w_k)/n + b_k, so a token's share of class k
+relative to the mean over classes is exact and comes out of the same graph
+run. It is exact about the pooled states, but a contextual state carries its
+neighbours' meaning: "a" in "I am a gay man" carries "gay". Function words and
+markers are therefore left out of the ranking (their weight stays in the sum).
+
+**Occlusion** (one extra row per word, flagged posts only). A word's weight is
+the drop in the label's probability when the word is deleted: what the model
+does without it, the counterfactual a moderator asks about. ERASER
+comprehensiveness and sufficiency (benchmarks/explanations.py) measure both.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from tokenizers import Encoding
 
+from streams.terms import STOP_WORDS
+
 TOP_K = 5
+MAX_OCCLUDED = 64
+OCCLUSION_FLOOR = 0.005
+# Negations and intensifiers decide a sentiment ("not bad", "no way"): they are
+# function words to a search engine, content to a reader of an explanation.
+MEANINGFUL = frozenset(
+    {
+        "no",
+        "not",
+        "nor",
+        "never",
+        "can't",
+        "cannot",
+        "don't",
+        "didn't",
+        "doesn't",
+        "won't",
+        "isn't",
+        "aren't",
+        "wasn't",
+        "weren't",
+        "shouldn't",
+        "wouldn't",
+        "couldn't",
+        "dont",
+        "cant",
+        "wont",
+        "very",
+        "too",
+        "most",
+        "more",
+        "against",
+    }
+)
+FUNCTION_WORDS = STOP_WORDS - MEANINGFUL
+_TRIM = ".,!?;:\"'()…“”‘’"
+_MARKERS = re.compile(r"^(?:@user|http\S*|\W+)$", re.IGNORECASE)
+_SPACE = re.compile(r"\S+")
+
+# Maps a list of model input texts to one head's probabilities, [texts, classes].
+Probabilities = Callable[[list[str]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -25,33 +76,85 @@ class Contribution:
     weight: float
 
 
-def word_contributions(text: str, encoding: Encoding, terms: np.ndarray, label: int) -> list[Contribution]:
-    """Every word's contribution to class ``label``, in text order.
+def word_spans(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _SPACE.finditer(text)]
 
-    Words are shown as spans of the model's input text (so emoji the
-    vocabulary maps to [UNK] still read as themselves), with trailing
-    punctuation trimmed for readability; the weight covers the whole span.
-    """
+
+def shown(text: str, span: tuple[int, int]) -> str:
+    word = text[span[0] : span[1]]
+    return word.strip(_TRIM) or word
+
+
+def is_function_word(word: str) -> bool:
+    """Stop words, punctuation, @user and link markers: nothing a reader learns from."""
+    folded = word.strip(_TRIM).casefold().replace("’", "'")
+    return not folded or folded in FUNCTION_WORDS or _MARKERS.match(folded) is not None
+
+
+def decomposition_weights(text: str, encoding: Encoding, terms: np.ndarray, label: int) -> list[float]:
+    """Each word's exact share of class ``label``'s logit (relative to the class mean)."""
     relative = terms[:, label] - terms.mean(axis=1)
-    spans: list[list[float]] = []  # [start, end, weight]
+    spans = word_spans(text)
+    weights = [0.0] * len(spans)
+    word = 0
     for position, special in enumerate(encoding.special_tokens_mask[: len(relative)]):
         if special:  # [CLS], [SEP] and padding carry no text
             continue
-        start, end = encoding.offsets[position]
-        if spans and start == spans[-1][1]:  # no space between: same word
-            spans[-1][1] = end
-            spans[-1][2] += float(relative[position])
-        else:
-            spans.append([start, end, float(relative[position])])
-    return [
-        Contribution(text[int(start) : int(end)].rstrip(".,!?;:") or text[int(start) : int(end)], round(weight, 5))
-        for start, end, weight in spans
-    ]
+        start = encoding.offsets[position][0]
+        while word + 1 < len(spans) and start >= spans[word + 1][0]:
+            word += 1
+        if spans:
+            weights[word] += float(relative[position])
+    return weights
+
+
+def without_words(text: str, spans: list[tuple[int, int]], drop: set[int]) -> str:
+    return " ".join(text[s:e] for i, (s, e) in enumerate(spans) if i not in drop)
+
+
+def only_words(text: str, spans: list[tuple[int, int]], keep: set[int]) -> str:
+    return " ".join(text[s:e] for i, (s, e) in enumerate(spans) if i in keep)
+
+
+def occlusion_weights(text: str, label: int, probabilities: Probabilities) -> list[float]:
+    """Each word's weight: p(label | text) - p(label | text without the word).
+
+    Only content words are occluded (function words are never shown, so their
+    rows would be wasted), and only the first MAX_OCCLUDED words: the model
+    reads 64 tokens, words past them cannot matter. Other words weigh 0.
+    """
+    spans = word_spans(text)
+    candidates = [i for i, (s, e) in enumerate(spans[:MAX_OCCLUDED]) if not is_function_word(text[s:e])]
+    weights = [0.0] * len(spans)
+    if not candidates:
+        return weights
+    rows = [text] + [without_words(text, spans, {i}) for i in candidates]
+    probs = probabilities(rows)[:, label]
+    for i, p in zip(candidates, probs[1:], strict=True):
+        weights[i] = float(probs[0] - p)
+    return weights
+
+
+def ranked(text: str, weights: list[float], k: int = TOP_K, floor: float = 0.0) -> list[Contribution]:
+    """The k content words that pushed most toward the label, strongest first.
+
+    Only words with weight above ``floor`` are reasons for the label; function
+    words and markers are not listed.
+    """
+    spans = word_spans(text)
+    order = sorted(range(len(spans)), key=lambda i: -weights[i])
+    chosen = [i for i in order if weights[i] > floor and not is_function_word(text[spans[i][0] : spans[i][1]])]
+    return [Contribution(shown(text, spans[i]), round(weights[i], 5)) for i in chosen[:k]]
 
 
 def top_contributions(
     text: str, encoding: Encoding, terms: np.ndarray, label: int, k: int = TOP_K
 ) -> list[Contribution]:
-    """The k words that moved the prediction most, by absolute contribution."""
-    ranked = sorted(word_contributions(text, encoding, terms, label), key=lambda c: -abs(c.weight))
-    return ranked[:k]
+    """The sentiment explanation of every post: decomposition, content words first."""
+    return ranked(text, decomposition_weights(text, encoding, terms, label), k)
+
+
+def occlusion_contributions(text: str, label: int, probabilities: Probabilities, k: int = TOP_K) -> list[Contribution]:
+    """The moderation explanation of a flagged post: the words whose removal lowers the score most
+    (by at least OCCLUSION_FLOOR: smaller changes are noise, not reasons)."""
+    return ranked(text, occlusion_weights(text, label, probabilities), k, OCCLUSION_FLOOR)

@@ -19,6 +19,8 @@ import orjson
 from streams.errors import ModelError
 
 MANIFEST = "manifest.json"
+# The figures behind the model card (calibration, thresholds, audits); not served.
+EVALUATION = "evaluation.json"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,17 @@ class Manifest:
     @property
     def tag(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def temperatures(self) -> dict[str, float]:
+        """Per-head softmax temperatures; 1.0 (none) for a model without calibration."""
+        calibration = self.raw.get("calibration") or {}
+        return {head: float(t) for head, t in (calibration.get("temperature") or {}).items()}
+
+    @property
+    def thresholds(self) -> dict[str, dict[str, float]]:
+        """The model's recommended review and block thresholds per moderated head."""
+        return {head: dict(values) for head, values in (self.raw.get("thresholds") or {}).items()}
 
     @property
     def head_slices(self) -> dict[str, slice]:
@@ -99,3 +112,12 @@ def load_manifest(folder: Path) -> Manifest:
     manifest = read_manifest(folder)
     verify_files(folder, manifest)
     return manifest
+
+
+def merge_evaluation(folder: Path, sections: dict[str, Any]) -> Path:
+    """Merge ``sections`` into the folder's evaluation.json; returns its path."""
+    path = folder / EVALUATION
+    current = orjson.loads(path.read_bytes()) if path.exists() else {}
+    current.update(sections)
+    path.write_bytes(orjson.dumps(current, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    return path

@@ -8,9 +8,10 @@ from typing import IO, Any
 
 import orjson
 
-from streams.inference.language import detect_language
-from streams.inference.moderation import Thresholds, decide
+from streams.inference.language import detect_language, is_supported
+from streams.inference.moderation import Thresholds, decide, explain_flag
 from streams.inference.session import Prediction, TextModel
+from streams.records import moderation_of
 from streams.settings import Settings
 
 
@@ -27,14 +28,18 @@ def text_of(line: str) -> str:
     return line.rstrip("\n")
 
 
-def scored(text: str, prediction: Prediction, thresholds: Thresholds) -> dict[str, Any]:
+def scored(model: TextModel, text: str, prediction: Prediction, thresholds: Thresholds) -> dict[str, Any]:
+    language = detect_language(text)
+    supported = is_supported(language)
     scores = {head: result.scores for head, result in prediction.heads.items()}
-    decision = decide(scores, thresholds)
+    decision = explain_flag(model, text, decide(scores, thresholds, supported))
     return {
         "text": text,
-        **{head: {"label": r.label, "scores": r.scores} for head, r in prediction.heads.items()},
-        "moderation": {"scores": decision.scores, "action": decision.action, "reasons": decision.reasons},
-        "language": detect_language(text),
+        **{
+            head: {"label": r.label, "scores": r.scores, "supported": supported} for head, r in prediction.heads.items()
+        },
+        "moderation": moderation_of(decision),
+        "language": language,
         "explanation": [{"token": c.token, "weight": c.weight} for c in prediction.explanation],
         "tokens": prediction.tokens,
         "truncated": prediction.truncated,
@@ -54,9 +59,9 @@ def _chunks(lines: Iterable[str], size: int) -> Iterable[list[str]]:
 
 def score_stream(source: IO[str], sink: IO[str], model_dir: Path, settings: Settings, batch: int) -> int:
     model = TextModel(model_dir, settings.model_threads, settings.max_text_chars)
-    thresholds = Thresholds(settings.review_threshold, settings.block_threshold)
+    thresholds = Thresholds.resolve(model.manifest.thresholds, settings.review_threshold, settings.block_threshold)
     for texts in _chunks(source, batch):
         for text, prediction in zip(texts, model.predict(texts), strict=True):
-            sink.write(orjson.dumps(scored(text, prediction, thresholds)).decode() + "\n")
+            sink.write(orjson.dumps(scored(model, text, prediction, thresholds)).decode() + "\n")
     sink.flush()
     return 0

@@ -47,10 +47,13 @@ class Prediction:
 class TextModel:
     """A loaded model folder. ``predict`` is thread-safe (ONNX Runtime's run is)."""
 
-    def __init__(self, folder: Path, threads: int = 1, max_chars: int = 10_000) -> None:
+    def __init__(self, folder: Path, threads: int = 1, max_chars: int = 10_000, calibrated: bool = True) -> None:
         self.folder = folder
         self.manifest: Manifest = load_manifest(folder)
         self.max_chars = max_chars
+        # Temperature scaling per head (fitted on val by models/calibrate.py):
+        # logits / T keep the ranking and make the probabilities mean what they say.
+        self.temperatures = self.manifest.temperatures if calibrated else {}
         self.tokenizer = self._load_tokenizer()
         # Dynamic int8 quantisation scales activations per call, so a post's
         # scores would depend on its batch-mates: such graphs run one post per
@@ -125,14 +128,28 @@ class TextModel:
             if p is not None
         ]
 
-    def _run(self, batch: list[tuple[str, Encoding]]) -> list[Prediction]:
-        encodings = [encoding for _, encoding in batch]
+    def raw_outputs(self, encodings: list[Encoding]) -> list[np.ndarray]:
+        """The graph's (logits, token_logits, embedding) for a group of encodings."""
         length = max(sum(e.attention_mask) for e in encodings)
         ids = np.array([e.ids[:length] for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask[:length] for e in encodings], dtype=np.int64)
-        logits, token_logits, embedding = self.session.run(
-            list(REQUIRED_OUTPUTS), {"input_ids": ids, "attention_mask": mask}
-        )
+        return list(self.session.run(list(REQUIRED_OUTPUTS), {"input_ids": ids, "attention_mask": mask}))
+
+    def head_probabilities(self, texts: list[str], head: str) -> np.ndarray:
+        """One head's calibrated probabilities [texts, classes] for model input texts
+        (already normalised): the occlusion explanation's extra rows."""
+        encodings = self.tokenizer.encode_batch(texts)
+        groups = [encodings[start : start + self.sub_batch] for start in range(0, len(encodings), self.sub_batch)]
+        run = self.pool.map(self.raw_outputs, groups) if self.pool else map(self.raw_outputs, groups)
+        logits = np.concatenate([outputs[0] for outputs in run])[:, self.manifest.head_slices[head]]
+        return np.stack([self.probabilities(head, row) for row in logits])
+
+    def probabilities(self, head: str, logits: np.ndarray) -> np.ndarray:
+        return _softmax(logits / self.temperatures.get(head, 1.0))
+
+    def _run(self, batch: list[tuple[str, Encoding]]) -> list[Prediction]:
+        encodings = [encoding for _, encoding in batch]
+        logits, token_logits, embedding = self.raw_outputs(encodings)
         return [
             self._postprocess(batch[i][0], encodings[i], logits[i], token_logits[i], embedding[i])
             for i in range(len(encodings))
@@ -143,7 +160,7 @@ class TextModel:
     ) -> Prediction:
         heads: dict[str, HeadResult] = {}
         for head, part in self.manifest.head_slices.items():
-            probs = _softmax(logits[part])
+            probs = self.probabilities(head, logits[part])
             labels = self.manifest.heads[head]
             heads[head] = HeadResult(
                 label=labels[int(probs.argmax())],

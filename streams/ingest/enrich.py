@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.errors import InvalidPost, Reason, Stage
-from streams.inference.moderation import Thresholds, decide
+from streams.inference.language import detect_language, is_supported
+from streams.inference.moderation import ALLOW, Thresholds, decide, explain_flag
 from streams.inference.session import Prediction, TextModel
 from streams.ingest.parse import RawPost
 from streams.privacy.policy import PrivacyPolicy
@@ -60,12 +61,14 @@ def enrich_batch(
         if isinstance(prediction, InvalidPost):
             results.append(Enriched(None, prediction))
             continue
+        language = detect_language(post.text)
         scores = {head: result.scores for head, result in prediction.heads.items()}
-        decision = decide(scores, thresholds)
+        decision = explain_flag(model, post.text, decide(scores, thresholds, is_supported(language)))
         timing = {"model_ms_per_post": per_post_ms, "batch_size": len(posts)}
-        record = enriched(post, privacy.pseudonymize(post.user_id), prediction, decision, model.manifest.tag, timing)
+        user = privacy.pseudonymize(post.user_id)
+        record = enriched(post, user, prediction, decision, model.manifest.tag, timing, language)
         flagged = None
-        if decision.action != "allow":
+        if decision.action != ALLOW:
             flagged = privacy.published(record, post.text, privacy.flagged_kinds)
         results.append(Enriched(privacy.published(record, post.text, privacy.enriched_kinds), None, flagged))
     return results, model_seconds

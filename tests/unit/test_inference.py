@@ -165,8 +165,73 @@ def test_a_model_failure_is_retried_post_by_post_and_only_the_failing_post_is_de
         for i, t in enumerate(texts)
     ]
     model = PoisonedModel(text_model)
-    results, _ = enrich_batch(model, posts, Thresholds(0.5, 0.9), PrivacyPolicy.create(b"k" * 16, "", ""))  # type: ignore[arg-type]
+    results, _ = enrich_batch(model, posts, Thresholds.uniform(0.5, 0.9), PrivacyPolicy.create(b"k" * 16, "", ""))  # type: ignore[arg-type]
     assert model.calls == [3, 1, 1, 1]  # the batch, then each post alone
     assert [r.record is not None for r in results] == [True, False, True]
     error = results[1].error
     assert error is not None and error.reason == Reason.MODEL_FAILURE and error.stage == Stage.INFERENCE
+
+
+def test_calibrated_probabilities_sum_to_one_and_keep_the_label(text_model: TextModel, model_dir: Path) -> None:
+    assert text_model.temperatures, "the served model carries its calibration"
+    raw = TextModel(model_dir, calibrated=False)
+    for calibrated, uncalibrated in zip(text_model.predict(TWEETS), raw.predict(TWEETS), strict=True):
+        for head, result in calibrated.heads.items():
+            assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-4)
+            assert result.label == uncalibrated.heads[head].label
+
+
+def test_a_temperature_above_one_softens_the_probabilities(model_copy: Path) -> None:
+    manifest = orjson.loads((model_copy / MANIFEST).read_bytes())
+    manifest["calibration"] = {"method": "test", "temperature": {"sentiment": 3.0}}
+    (model_copy / MANIFEST).write_bytes(orjson.dumps(manifest))
+    soft = TextModel(model_copy).predict([TWEETS[0]])[0].heads["sentiment"]
+    sharp = TextModel(model_copy, calibrated=False).predict([TWEETS[0]])[0].heads["sentiment"]
+    assert soft.label == sharp.label and soft.scores[soft.label] < sharp.scores[sharp.label]
+
+
+def test_sentiment_explanations_list_content_words_only(text_model: TextModel) -> None:
+    from streams.inference.explain import is_function_word
+
+    for text in ("Not bad at all, actually pretty good", "I am a gay man", "So proud of my team today, we did it!"):
+        [prediction] = text_model.predict([text])
+        words = [c.token for c in prediction.explanation]
+        assert words and not any(is_function_word(word) for word in words), (text, words)
+        assert all(c.weight > 0 for c in prediction.explanation)
+
+
+def test_the_decomposition_adds_up_to_the_logit_difference(text_model: TextModel) -> None:
+    from streams.inference.explain import decomposition_weights
+
+    text = "Worst customer service ever. Waited two hours and nobody helped."
+    encoding = text_model.tokenizer.encode(text)
+    logits, terms, _ = text_model.raw_outputs([encoding])
+    part = text_model.manifest.head_slices["sentiment"]
+    label = int(logits[0][part].argmax())
+    weights = decomposition_weights(text, encoding, terms[0][:, part], label)
+    relative = terms[0][:, part].sum(axis=0)
+    assert sum(weights) == pytest.approx(float(relative[label] - relative.mean()), abs=1e-3)
+
+
+def test_a_post_in_another_language_is_marked_unsupported_and_never_blocked(text_model: TextModel) -> None:
+    from streams.inference.moderation import Thresholds
+    from streams.ingest.enrich import enrich_batch
+    from streams.ingest.parse import parse_post
+    from streams.privacy.policy import PrivacyPolicy
+
+    texts = ["you are a stupid idiot", "eres un idiota estúpido, cállate ya"]
+    posts = [
+        parse_post(orjson.dumps({"id": str(i), "user_id": "u", "text": t, "created_at": 0}), 1 << 20)
+        for i, t in enumerate(texts)
+    ]
+    # Thresholds so low that every post would be blocked if its language were supported.
+    thresholds = Thresholds.uniform(0.0001, 0.0002)
+    results, _ = enrich_batch(text_model, posts, thresholds, PrivacyPolicy.create(b"k" * 16, "", ""))
+    english, spanish = (r.record for r in results)
+    assert english is not None and spanish is not None
+    assert english["moderation"]["action"] == "block" and english["sentiment"]["supported"]
+    assert spanish["language"] == "es"
+    assert spanish["moderation"]["action"] == "review"
+    assert spanish["moderation"]["supported"] is False
+    assert spanish["sentiment"]["supported"] is False and spanish["emotion"]["supported"] is False
+    assert "explanation" in spanish["moderation"]

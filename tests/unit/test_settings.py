@@ -24,7 +24,7 @@ def test_defaults_are_valid() -> None:
         ({"STREAMS_BATCH_SIZE": "0"}, "STREAMS_BATCH_SIZE must be at least 1"),
         ({"STREAMS_GUARANTEE": "maybe"}, "STREAMS_GUARANTEE must be one of at_least_once, exactly_once"),
         ({"STREAMS_BATCH_LINGER_S": "0"}, "STREAMS_BATCH_LINGER_S must be above 0"),
-        ({"STREAMS_REVIEW_THRESHOLD": "0.95"}, "STREAMS_REVIEW_THRESHOLD and STREAMS_BLOCK_THRESHOLD"),
+        ({"STREAMS_REVIEW_THRESHOLD": "0.95", "STREAMS_BLOCK_THRESHOLD": "0.9"}, "must not be above STREAMS_BLOCK"),
         ({"STREAMS_STORE": "redis://"}, "STREAMS_STORE must be memory:// or rocksdb://"),
     ],
 )
