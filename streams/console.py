@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -67,22 +68,44 @@ def decode(value: bytes | None) -> Any:
         return {"undecodable": value[:200].decode("utf-8", "replace")}
 
 
-def render(key: bytes | None, value: Any) -> Text:
-    """One line per record, in the record's own terms."""
+def _words(items: list[dict[str, Any]], limit: int = 4) -> str:
+    return ", ".join(str(item["token"]) for item in items[:limit]) or "(no single word stands out)"
+
+
+def _post(key_text: str, value: dict[str, Any], width: int) -> Text:
+    """A post in a few lines: labels, the text wrapped to the width, the words behind the label and the flag."""
+    sentiment, moderation = value["sentiment"], value.get("moderation", {})
+    label, action = sentiment["label"], moderation.get("action", "?")
+    supported = sentiment.get("supported", True)
+    block = Text(f"{key_text[:24]} ", style="cyan")
+    block.append(f"{label} ", style=SENTIMENT_STYLE.get(label, "") if supported else "dim")
+    block.append(f"{value.get('emotion', {}).get('label', '')} ")
+    block.append(action, style=ACTION_STYLE.get(action, ""))
+    language = value.get("language", "")
+    block.append(f" {language}" if supported else f" {language}: not English, labels not valid", style="dim")
+    indent = "  "
+    text = " ".join(str(value.get("text", "")).split())
+    for line in textwrap.wrap(text, max(width - len(indent), 20)) or [""]:
+        block.append(f"\n{indent}{line}")
+    if supported:
+        block.append(f"\n{indent}why {label}: {_words(value.get('explanation', []))}", style="dim")
+    flag = moderation.get("explanation")
+    if action != "allow" and flag:
+        score = moderation.get("scores", {}).get(flag["head"], 0.0)
+        block.append(f"\n{indent}why {action} ({flag['head']} {score:.2f}): ", style=ACTION_STYLE.get(action, ""))
+        block.append(_words(flag.get("words", [])))
+    return block
+
+
+def render(key: bytes | None, value: Any, width: int = 80) -> Text:
+    """A record in its own terms: an enriched post in a few lines that fit ``width``
+    columns, anything else on one line."""
     key_text = key.decode("utf-8", "replace") if key else "-"
+    if isinstance(value, dict) and "sentiment" in value:
+        return _post(key_text, value, width)
     line = Text(f"{key_text[:24]:<24} ", style="cyan")
     if not isinstance(value, dict):
         return line.append("tombstone" if value is None else str(value)[:120])
-    if "sentiment" in value:
-        label = value["sentiment"]["label"]
-        action = value.get("moderation", {}).get("action", "?")
-        line.append(f"{label:<8} ", style=SENTIMENT_STYLE.get(label, ""))
-        line.append(f"{value.get('emotion', {}).get('label', ''):<9} ")
-        line.append(f"{action:<6} ", style=ACTION_STYLE.get(action, ""))
-        line.append(f"{value.get('language', ''):<4}")
-        words = ", ".join(c["token"] for c in value.get("explanation", [])[:3])
-        line.append(value.get("text", "")[:80].replace("\n", " "))
-        return line.append(f"  [{words}]", style="dim")
     if "error" in value:
         error = value["error"]
         line.append(f"{error['stage']}/{error['type']} ", style="red")
@@ -101,5 +124,5 @@ def tail(bootstrap: str, topic: str, as_json: bool, from_beginning: bool, limit:
             )
             sys.stdout.flush()
         else:
-            console.print(render(key, value), no_wrap=True, overflow="ellipsis")
+            console.print(render(key, value, console.width), overflow="ellipsis")
     return count

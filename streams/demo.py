@@ -161,7 +161,7 @@ def show_replay(console: Console, settings: Settings, args: argparse.Namespace) 
     count = 0
     for key, value in records(settings.bootstrap, settings.topic_enriched, False, args.limit, 60, ready):
         count += 1
-        console.print(render(key, value), no_wrap=True, overflow="ellipsis")
+        console.print(render(key, value, console.width), overflow="ellipsis")
     elapsed = time.monotonic() - started
     console.print(
         f"[bold green]{count} enriched posts[/] in {elapsed:.1f}s ({count / elapsed:.0f} posts/s end to end); "
