@@ -8,6 +8,8 @@
     social-streams score [FILE]         score texts with the model, one JSON line each
     social-streams top                  live view: throughput, sentiment, top trends, alerts, flagged
     social-streams report               an HTML report of a time range: trends, alerts, sentiment
+    social-streams sink                 append the output topics to Delta Lake tables, exactly once
+    social-streams sql QUERY            DuckDB over the sink's tables (or a named example query)
     social-streams settings             list every setting with its default
 
 Invalid settings or arguments end with one line that says what to fix, and a
@@ -23,10 +25,14 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 from kafka.errors import KafkaError
 
 from streams.errors import StreamsError
 from streams.settings import ENV, Settings
+
+# Named here (not imported) so that --help does not load DuckDB.
+EXAMPLE_NAMES = ("sentiment-per-hour", "top-trends-per-day", "moderation-rate-per-language")
 
 
 def positive_float(raw: str) -> float:
@@ -103,6 +109,15 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=Path("social-streams-report.html"), help="output HTML file")
     report.add_argument("-k", type=positive_int, default=8, help="trends drawn (default 8)")
 
+    sink = commands.add_parser("sink", help="append the output topics to Delta Lake tables (STREAMS_LAKE_URI)")
+    sink.add_argument("--idle-exit", type=positive_float, help="stop after N seconds without records")
+    sink.add_argument("--compact", action="store_true", help="merge small files of every table, then exit")
+    sink.add_argument("--vacuum-hours", type=int, help="with --compact: delete files older versions need, past N hours")
+
+    sql = commands.add_parser("sql", help="run a DuckDB query over the sink's tables")
+    sql.add_argument("query", help="SQL, or the name of an example: " + ", ".join(sorted(EXAMPLE_NAMES)))
+    sql.add_argument("--json", action="store_true", help="one JSON object per row")
+
     commands.add_parser("settings", help="list every setting, its default and meaning")
     return root
 
@@ -160,11 +175,58 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from streams.report import run_report
 
         return run_report(settings, args.since, min(args.until, int(time.time() * 1000)), args.out, args.k)
+    if args.command in ("sink", "sql"):
+        try:
+            import deltalake  # noqa: F401
+            import duckdb  # noqa: F401
+        except ImportError:
+            raise StreamsError("the sink needs the lake extra: pip install 'social-streams[lake]'") from None
+    if args.command == "sink":
+        return run_sink_command(args, settings)
+    if args.command == "sql":
+        from streams.sink.query import query
+
+        columns, rows = query(settings.lake_uri, args.query)
+        print_rows(columns, rows, args.json)
+        return 0
     if args.command == "demo":
         from streams.demo import run_demo
 
         return run_demo(settings, args)
     raise AssertionError(args.command)
+
+
+def run_sink_command(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.sink.run import SinkOptions, run_sink
+    from streams.sink.schema import TableSchema
+    from streams.sink.table import TopicTable
+
+    group = f"{settings.app_id}-sink"
+    if args.compact:
+        for contract in settings.sink_sources.values():
+            table = TopicTable(settings.lake_uri, TableSchema.of(contract), group)
+            print(orjson.dumps(table.compact(args.vacuum_hours)).decode())
+        return 0
+    options = SinkOptions(
+        settings.bootstrap,
+        group,
+        settings.lake_uri,
+        settings.sink_sources,
+        batch_rows=settings.sink_batch_rows,
+        batch_s=settings.sink_batch_s,
+        idle_exit_s=args.idle_exit,
+    )
+    return run_sink(options)
+
+
+def print_rows(columns: list[str], rows: list[tuple[object, ...]], as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            print(orjson.dumps(dict(zip(columns, row, strict=True)), default=str).decode())
+        return
+    print("\t".join(columns))
+    for row in rows:
+        print("\t".join("" if v is None else str(v) for v in row))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -176,10 +176,20 @@ ENV: list[tuple[str, str, str, str]] = [
         "",
         "Bearer token the query views (/profiles, /trends) require; empty: open (metrics and health always are)",
     ),
+    ("lake_uri", "STREAMS_LAKE_URI", "lake", "Root of the sink's Delta tables: a folder, or s3://, gs://, az:// URL"),
+    (
+        "sink_topics",
+        "STREAMS_SINK_TOPICS",
+        "posts.enriched,posts.flagged,trends.windows,trends.alerts",
+        "Topics the sink appends to tables, comma-separated",
+    ),
+    ("sink_batch_rows", "STREAMS_SINK_BATCH_ROWS", "5000", "Rows that make the sink append (one file per table)"),
+    ("sink_batch_s", "STREAMS_SINK_BATCH_S", "10", "Longest a row waits in the sink before an append, seconds"),
     ("log_level", "STREAMS_LOG_LEVEL", "info", "Log level: debug, info, warning, error"),
 ]
 
 Guarantee = Literal["at_least_once", "exactly_once"]
+SINKABLE = ("posts.enriched", "posts.flagged", "trends.windows", "trends.alerts")
 Threshold = float | None  # None: the model folder's per-head recommendation
 GUARANTEES: tuple[Guarantee, ...] = get_args(Guarantee)
 AGENTS = ("enrich", "profiles", "trends")
@@ -242,6 +252,10 @@ class Settings:
     web_port: int
     web_host: str
     web_token: str
+    lake_uri: str
+    sink_topics: str
+    sink_batch_rows: int
+    sink_batch_s: float
     log_level: str
 
     @classmethod
@@ -295,6 +309,15 @@ class Settings:
         _require(self.compacted_segment_ms >= 1, "STREAMS_COMPACTED_SEGMENT_MS", "must be at least 1")
         _require(self.tombstone_retention_ms >= 0, "STREAMS_TOMBSTONE_RETENTION_MS", "must be 0 or more")
         _require(self.dev_mode in (0, 1), "STREAMS_DEV_MODE", "must be 0 or 1")
+        _require(bool(self.lake_uri.strip()), "STREAMS_LAKE_URI", "must name a folder or an object-store URL")
+        unknown_sink = set(self.sink_topic_names) - set(SINKABLE)
+        _require(
+            bool(self.sink_topic_names) and not unknown_sink,
+            "STREAMS_SINK_TOPICS",
+            f"must name one or more of {', '.join(SINKABLE)}",
+        )
+        _require(self.sink_batch_rows >= 1, "STREAMS_SINK_BATCH_ROWS", "must be at least 1")
+        _require(self.sink_batch_s > 0, "STREAMS_SINK_BATCH_S", "must be above 0")
         self.check_trends()
         for var, kinds in (
             ("STREAMS_REDACT_ENRICHED", self.redact_enriched),
@@ -357,6 +380,21 @@ class Settings:
             var: "***" if name in SECRETS and getattr(self, name) else str(getattr(self, name))
             for name, var, _, _ in ENV
         }
+
+    @property
+    def sink_topic_names(self) -> list[str]:
+        return [name.strip() for name in self.sink_topics.split(",") if name.strip()]
+
+    @property
+    def sink_sources(self) -> dict[str, str]:
+        """The topics the sink reads (as this deployment names them) -> their contract (and table) names."""
+        named = {
+            "posts.enriched": self.topic_enriched,
+            "posts.flagged": self.topic_flagged,
+            "trends.windows": self.topic_trends,
+            "trends.alerts": self.topic_alerts,
+        }
+        return {named[contract]: contract for contract in self.sink_topic_names}
 
     @property
     def agent_names(self) -> list[str]:

@@ -1,0 +1,167 @@
+"""``social-streams sink``: the output topics, appended to Delta Lake tables exactly once.
+
+A sink worker is a plain consumer in its own group (``<app id>-sink``): start
+as many as the topics have partitions and they share them. It reads committed
+records only (an exactly-once pipeline's aborted writes never reach a table),
+buffers rows per topic, and appends when a batch is full (rows or bytes) or old
+(seconds), one Delta commit per table that carries the batch's offsets (see
+``streams.sink.table``). Offsets are also committed to Kafka after each append,
+for lag monitoring only: on (re)assignment a partition resumes from the table.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from streams.sink.schema import TableSchema
+from streams.sink.table import PartitionMoved, TopicTable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SinkOptions:
+    bootstrap: str
+    group: str
+    root: str
+    topics: dict[str, str]  # topic read -> its contract name (the table's name and schema)
+    batch_rows: int = 5000
+    batch_bytes: int = 64 << 20
+    batch_s: float = 10.0
+    storage_options: dict[str, str] | None = None
+    idle_exit_s: float | None = None  # stop after this long without records (tests, backfills)
+
+
+@dataclass
+class Buffer:
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    size: int = 0
+    count: int = 0
+    since: float = 0.0
+
+    def add(self, topic: str, row: dict[str, Any], size: int) -> None:
+        if not self.count:
+            self.since = time.monotonic()
+        self.rows.setdefault(topic, []).append(row)
+        self.size += size
+        self.count += 1
+
+    def clear(self) -> None:
+        self.rows, self.size, self.count = {}, 0, 0
+
+
+class Sink(ConsumerRebalanceListener):
+    def __init__(self, options: SinkOptions) -> None:
+        self.options = options
+        self.tables = {
+            topic: TopicTable(options.root, TableSchema.of(contract), options.group, options.storage_options)
+            for topic, contract in options.topics.items()
+        }
+        self.buffer = Buffer()
+        self.written = 0
+        self.stopping = False
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=options.bootstrap.split(","),
+            group_id=options.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=2000,
+        )
+
+    # ConsumerRebalanceListener: called inside poll(), between two appends.
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.flush()
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        for tp in assigned:
+            offset = self.tables[tp.topic].resume_offset(tp.partition)
+            if offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+            log.info("sink: %s[%d] resumes at %s", tp.topic, tp.partition, offset if offset is not None else "start")
+
+    def run(self) -> int:
+        self.consumer.subscribe(list(self.options.topics), listener=self)
+        last_record = time.monotonic()
+        try:
+            while not self.stopping:
+                polled = self.consumer.poll(timeout_ms=200)
+                for tp, messages in polled.items():
+                    schema = self.tables[tp.topic].schema
+                    for m in messages:
+                        row = schema.row(m.value, m.key, m.partition, m.offset, m.timestamp)
+                        self.buffer.add(tp.topic, row, len(m.value or b"") + len(m.key or b""))
+                    last_record = time.monotonic()
+                if self.due():
+                    self.flush()
+                idle = self.options.idle_exit_s
+                if idle is not None and not polled and time.monotonic() - last_record > idle:
+                    break
+            self.flush()
+        finally:
+            self.consumer.close(autocommit=False)
+        log.info("sink: %d rows written", self.written)
+        return 0
+
+    def due(self) -> bool:
+        b, o = self.buffer, self.options
+        return (
+            b.count >= o.batch_rows
+            or b.size >= o.batch_bytes
+            or (b.count > 0 and time.monotonic() - b.since >= o.batch_s)
+        )
+
+    def flush(self) -> None:
+        if not self.buffer.count:
+            return
+        started = time.perf_counter()
+        committed: dict[TopicPartition, OffsetAndMetadata] = {}
+        for topic, rows in self.buffer.rows.items():
+            table = self.tables[topic]
+            try:
+                self.written += table.append(rows)
+            except PartitionMoved as exc:  # another sink worker owns it now: its rows are not ours to write
+                log.warning("sink: %s; dropping this worker's batch of %s and re-reading from the table", exc, topic)
+                self.rewind(topic, {row["_partition"] for row in rows})
+                continue
+            for row in rows:
+                tp = TopicPartition(topic, row["_partition"])
+                committed[tp] = OffsetAndMetadata(row["_offset"] + 1, "", -1)
+        log.info("sink: appended %d rows in %.2fs", self.buffer.count, time.perf_counter() - started)
+        self.buffer.clear()
+        self.commit_for_monitoring(committed)
+
+    def rewind(self, topic: str, partitions: set[int]) -> None:
+        for partition in partitions:
+            tp = TopicPartition(topic, partition)
+            if tp in self.consumer.assignment():
+                offset = self.tables[topic].resume_offset(partition)
+                self.consumer.seek(tp, offset or 0)
+
+    def commit_for_monitoring(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets)
+        except Exception as exc:  # noqa: BLE001 - the table holds the offsets that count
+            log.info("sink: Kafka offset commit skipped (%r); lag metrics may lag", exc)
+
+    def stop(self, *_: Any) -> None:
+        self.stopping = True
+
+
+def run_sink(options: SinkOptions) -> int:
+    sink = Sink(options)
+    signal.signal(signal.SIGTERM, sink.stop)
+    signal.signal(signal.SIGINT, sink.stop)
+    return sink.run()
