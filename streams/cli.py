@@ -7,7 +7,7 @@
     social-streams topics create        create the pipeline's topics
     social-streams score [FILE]         score texts with the model, one JSON line each
     social-streams top                  live view: throughput, sentiment, top trends, alerts, flagged
-    social-streams report               an HTML report of a time range: trends, alerts, sentiment
+    social-streams report               an HTML report and a PNG of a time range: trends, alerts, sentiment
     social-streams sink                 append the output topics to Delta Lake tables, exactly once
     social-streams sql QUERY            DuckDB over the sink's tables (or a named example query)
     social-streams settings             list every setting with its default
@@ -22,7 +22,6 @@ import argparse
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -103,10 +102,12 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--duration", type=positive_float, help="stop after N seconds")
     top.add_argument("-k", type=positive_int, default=10, help="trends shown (default 10)")
 
-    report = commands.add_parser("report", help="write an HTML report of a time range: trends, alerts, sentiment")
-    report.add_argument("--since", type=timestamp_ms, default=0, help="RFC 3339 or epoch ms (default: the start)")
-    report.add_argument("--until", type=timestamp_ms, default=2**62, help="RFC 3339 or epoch ms (default: now)")
-    report.add_argument("--out", type=Path, default=Path("social-streams-report.html"), help="output HTML file")
+    report = commands.add_parser("report", help="write an HTML report and a PNG of a time range: trends, sentiment")
+    report.add_argument("--since", type=timestamp_ms, help="RFC 3339 or epoch ms (default: the data's first record)")
+    report.add_argument("--until", type=timestamp_ms, help="RFC 3339 or epoch ms (default: the data's last record)")
+    report.add_argument(
+        "--out", type=Path, default=Path("social-streams-report.html"), help="output HTML file (the PNG beside it)"
+    )
     report.add_argument("-k", type=positive_int, default=8, help="trends drawn (default 8)")
 
     sink = commands.add_parser("sink", help="append the output topics to Delta Lake tables (STREAMS_LAKE_URI)")
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "report":
         from streams.report import run_report
 
-        return run_report(settings, args.since, min(args.until, int(time.time() * 1000)), args.out, args.k)
+        return run_report(settings, args.since, args.until, args.out, args.k)
     if args.command in ("sink", "sql"):
         try:
             import deltalake  # noqa: F401

@@ -75,6 +75,9 @@ class Sink(ConsumerRebalanceListener):
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=2000,
+            # A crashed sink worker's partitions move after 10 s, not the client default of 45 s.
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
         )
 
     # ConsumerRebalanceListener: called inside poll(), between two appends.

@@ -4,6 +4,7 @@ read back with DuckDB, and the README's example queries."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,6 +52,22 @@ def wait_rows(lake: Path, table: str, at_least: int, sink: subprocess.Popen[byte
         assert sink.poll() is None, f"sink exited with {sink.returncode}"
         assert time.monotonic() < deadline, f"{table} stayed below {at_least} rows"
         time.sleep(0.2)
+
+
+def chromium_screenshot(page: Path, out: Path) -> Path:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "the report test opens the HTML in Chromium: apt-get install chromium"
+    command = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+               "--window-size=1300,1400", f"--screenshot={out}", page.as_uri()]  # fmt: skip
+    subprocess.run(command, capture_output=True, timeout=120, check=True)
+    return out
+
+
+def pixels_of(png: Path, rgb: tuple[int, int, int], tolerance: int = 12) -> int:
+    from matplotlib.image import imread
+
+    image = (imread(png)[:, :, :3] * 255).astype(int)
+    return int((abs(image - rgb) <= tolerance).all(axis=2).sum())
 
 
 def sql(lake: Path, statement: str) -> list[tuple[Any, ...]]:
@@ -111,6 +128,23 @@ def test_the_sink_writes_every_record_once_through_two_sigkills(pipeline: Pipeli
     per_language = sql(lake, EXAMPLES["moderation-rate-per-language"])
     assert sum(n for _, n, _ in per_language) == len(ids)
     assert all(0 <= rate <= 1 for *_, rate in per_language)
+
+    check_report(pipeline, tmp_path / "report.html", len(ids))
+
+
+def check_report(pipeline: Pipeline, out: Path, posts: int) -> None:
+    """The report of the same replay: its PNG, and its HTML as headless Chromium renders it."""
+    command = [sys.executable, "-m", "streams.cli", "report", "--out", str(out)]
+    result = subprocess.run(command, env=pipeline.env(6066), capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"{posts} posts" in result.stdout
+    page = out.read_text(encoding="utf-8")
+    assert f"{posts} enriched posts" in page and "1970" not in page
+    assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    shot = chromium_screenshot(out, out.with_name("screenshot.png"))
+    # The charts' own colours on screen: the page decoded and drew its image.
+    for name, colour in (("trend line", (31, 119, 180)), ("positive bars", (44, 160, 44))):
+        assert pixels_of(shot, colour) > 200, f"no {name} in Chromium's rendering of {out}"
 
 
 def test_sql_names_the_tables_when_a_query_fails(tmp_path: Path) -> None:

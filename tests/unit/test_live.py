@@ -36,9 +36,9 @@ def test_state_ranks_trends_and_shows_alerts_and_flagged_posts() -> None:
 
 
 def test_report_draws_trends_alerts_forecasts_sentiment_and_moderation() -> None:
-    from streams.report import ReportData, render_html
+    from streams.report import ReportData, figure, png_bytes, render_html
 
-    data = ReportData(0, 10**13)
+    data = ReportData()
     for i in range(10):
         data.add("windows", window("rising", i * 60_000, 10 * (i + 1)))
         data.add("enriched", {"created_at_ms": i * 60_000, "sentiment": {"label": "negative"},
@@ -46,6 +46,31 @@ def test_report_draws_trends_alerts_forecasts_sentiment_and_moderation() -> None
     at = {"start": "1970-01-01T00:09:00.000Z", "start_ms": 540_000, "size_s": 60.0}
     alert = {"kind": "hashtag", "term": "rising", "label": None, "count": 100, "growth": 4.0, "severity": "low"}
     data.add("alerts", {**alert, "forecast": [110.0, 120.0], "baseline": {"mean": 25.0}, "window": at})
-    page = render_html(data, top_k=5)
-    assert page.count("<svg") == 3 and "<circle" in page and "stroke-dasharray" in page
+    fig = figure(data, top_k=5)
+    trends, sentiment, moderation = fig.axes
+    assert trends.get_lines()[0].get_label() == "#rising"
+    legend = sentiment.get_legend()
+    assert legend is not None and {t.get_text() for t in legend.get_texts()} == {"negative", "neutral", "positive"}
+    assert moderation.xaxis.get_label().get_text() == "time (UTC)"
+    png = png_bytes(fig)
+    page = render_html(data, png)
+    assert png.startswith(b"\x89PNG") and page.count("<img") == 1
+    assert "1970-01-01T00:00:00.000Z to 1970-01-01T00:09:00.000Z" in page  # the data's range, not the epoch
     assert "10 enriched posts" in page and "1 trend alerts" in page and "5 posts flagged" in page
+
+
+def test_windows_without_posts_are_zeros_and_topics_show_their_labels() -> None:
+    from streams.report import ReportData, zero_filled
+
+    assert zero_filled({0: 3, 180_000: 5}, 60_000, 0, 240_000) == [
+        (0, 3), (60_000, 0), (120_000, 0), (180_000, 5), (240_000, 0),
+    ]  # fmt: skip
+    data = ReportData()
+    data.add("windows", {**window("topic-3", 0, 4), "kind": "topic", "label": "rain, storm, flood"})
+    assert data.name(("topic", "topic-3")) == "topic: rain, storm, flood"
+
+
+def test_sentiment_colours_read_naturally() -> None:
+    from streams.report import SENTIMENT_COLORS
+
+    assert SENTIMENT_COLORS == {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
