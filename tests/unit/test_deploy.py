@@ -125,3 +125,10 @@ def test_the_sink_deployment_runs_the_sink_with_real_settings() -> None:
     cli_ok(container["args"])
     assert container["args"] == ["sink"] and pod["securityContext"]["runAsNonRoot"]
     assert {e["name"] for e in container["env"]} <= SETTINGS
+
+
+def test_the_readme_shows_the_example_queries_the_tests_run() -> None:
+    from streams.sink.query import EXAMPLES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [name for name, sql in EXAMPLES.items() if f"-- {name}\n{sql};" not in readme] == []
