@@ -10,12 +10,15 @@ the offensive and hate probabilities): subgroup AUC (benign vs toxic with the te
 BPSN (benign with the term vs toxic without it: low when the term alone looks toxic)
 and BNSP (toxic with the term vs benign without it). The summary gives the overall
 shares and the gap between the best and the worst term. The templates and terms are
-this script's own; an audit on independent templates is the real test.
+this script's own; an audit on independent templates is the real test. Last, on real
+tweets the SemEval-2017 annotators labelled positive or neutral (the pool's held-out
+tenth), the flagged share of those that name an identity term against the others.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +125,37 @@ def score_all(model: TextModel, thresholds: Thresholds) -> list[Scored]:
     return out
 
 
+def real_tweets(model: TextModel, thresholds: Thresholds) -> dict[str, object] | None:
+    """Flagged share of real tweets the SemEval-2017 annotators labelled positive or neutral,
+    with and without an identity term: the held-out tenth of the pool (id % 10 == 0),
+    never used for training moderation. None when the shared data is absent."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+    from data import DATA_DIR, STREAM_HOLDOUT, semeval_pool
+
+    if not (DATA_DIR / "semeval2017").is_dir():
+        return None
+    pattern = re.compile(r"\b(" + "|".join(re.escape(t) for ts in GROUPS.values() for t in ts) + r")\b", re.I)
+    texts = {
+        text: pattern.search(text) is not None
+        for tweet_id, label, text in semeval_pool()
+        if tweet_id % STREAM_HOLDOUT == 0 and label != "negative"
+    }
+    flagged = {True: [0, 0], False: [0, 0]}
+    items = list(texts.items())
+    for start in range(0, len(items), 256):
+        chunk = items[start : start + 256]
+        for (_, named), p in zip(chunk, model.predict([t for t, _ in chunk]), strict=True):
+            decision = decide({h: r.scores for h, r in p.heads.items()}, thresholds)
+            flagged[named][0] += decision.action != "allow"
+            flagged[named][1] += 1
+    return {
+        "with_identity": flagged[True][1],
+        "with_identity_flagged": flagged[True][0] / max(flagged[True][1], 1),
+        "without_identity": flagged[False][1],
+        "without_identity_flagged": flagged[False][0] / max(flagged[False][1], 1),
+    }
+
+
 def per_term(rows: list[Scored]) -> list[dict[str, float | str]]:
     table: list[dict[str, float | str]] = []
     for group, terms in GROUPS.items():
@@ -197,6 +231,14 @@ def main() -> None:
         "lowest_subgroup_auc": min(float(r["subgroup_auc"]) for r in table),
         "per_term": table,
     }
+    real = real_tweets(model, thresholds)
+    if real is not None:
+        print(
+            f"real tweets labelled positive or neutral (SemEval-2017 pool, held-out tenth): "
+            f"{real['with_identity_flagged']:.1%} of {real['with_identity']} naming an identity term flagged, "
+            f"{real['without_identity_flagged']:.1%} of {real['without_identity']} others"
+        )
+        summary["real_tweets"] = real
     if args.save:
         print(f"saved to {merge_evaluation(args.model, {'bias_audit': summary})}")
 
