@@ -108,6 +108,12 @@ def audit_summary(evaluation: dict[str, Any], before: dict[str, Any]) -> str:
         ("lowest subgroup AUC", "lowest_subgroup_auc", _num),
         ("lowest BPSN AUC", "lowest_bpsn", _num),
     ]
+    for side in (now, old):  # the real-tweet figures, flattened for the table
+        side.update({f"real_{k}": v for k, v in side.get("real_tweets", {}).items()})
+    rows += [
+        ("real benign tweets naming an identity, flagged", "real_with_identity_flagged", _pct),
+        ("other real benign tweets, flagged", "real_without_identity_flagged", _pct),
+    ]
     lines = [f"| | this model | {old.get('model', 'before')} |", "|---|---|---|"]
     for name, key, fmt in rows:
         extra_now = f" ({now['worst_term']})" if key == "worst_term_flagged" and now else ""
@@ -268,6 +274,9 @@ Per term (this model):
 
 The templates are the audit's own and were never trained on; the training rows against
 this bias (below) come from a different grammar, real tweets and counterfactual copies.
+The last two rows are real tweets the SemEval-2017 annotators labelled positive or neutral,
+from the pool's held-out tenth (never a training row for moderation): the share flagged
+among those that name one of the audit's identity terms, and among the others.
 
 ## Explanations
 

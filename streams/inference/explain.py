@@ -156,5 +156,7 @@ def top_contributions(
 
 def occlusion_contributions(text: str, label: int, probabilities: Probabilities, k: int = TOP_K) -> list[Contribution]:
     """The moderation explanation of a flagged post: the words whose removal lowers the score most
-    (by at least OCCLUSION_FLOOR: smaller changes are noise, not reasons)."""
-    return ranked(text, occlusion_weights(text, label, probabilities), k, OCCLUSION_FLOOR)
+    (by at least OCCLUSION_FLOOR: smaller changes are noise, not reasons). When no single word
+    matters that much (two insults, each enough alone), the words that lower it at all."""
+    weights = occlusion_weights(text, label, probabilities)
+    return ranked(text, weights, k, OCCLUSION_FLOOR) or ranked(text, weights, k)
