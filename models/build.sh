@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 python models/train.py --epochs 1 --seed 13 --fairness --out models/build/checkpoint.pt
 python models/train.py --init models/build/checkpoint.pt --fairness --sentiment-sample 12000 --lr 3e-5 --head-lr 3e-4 \
   --seed 21 --out models/build/checkpoint-2.pt
-TRAINING='STAGES'
+TRAINING='{"stage_1":{"epochs":1,"batch":32,"lr_encoder":5e-05,"lr_heads":0.001,"seed":13,"steps":2686,"data":"all heads, emotion x3, identity-bias rows"},"stage_2":{"epochs":1,"batch":32,"lr_encoder":3e-05,"lr_heads":0.0003,"seed":21,"steps":1541,"data":"offensive, hate, emotion x3, 12000 sentiment, identity-bias rows"},"max_length":64,"loss":"class-weighted cross-entropy per task","wall_seconds_2_cores":3771}'
 python models/export.py --checkpoint models/build/checkpoint-2.pt --version 2.0.0 --training "$TRAINING"
 python models/calibrate.py models/social-minilm
 python benchmarks/bias.py --save
