@@ -171,7 +171,7 @@ def report(stream: ev.GeneratedStream, spec: WindowSpec, settings: Settings, win
     gaps = ev.discrepancies(counts, reference, settings.trend_min_count)
     alerts = [(a["term"], a["window"]["start_ms"]) for a in alert_records]
     scores = ev.score_alerts(alerts, stream.bursts, spec.window_ms, hours)
-    holt, naive = ev.forecast_pairs(published, reference, spec.window_ms)
+    served, naive = ev.forecast_pairs(published, reference, spec.window_ms)
     print(
         f"replayed {len(stream.posts)} posts in {elapsed:.0f}s ({len(stream.posts) / elapsed:.0f} posts/s end to end)"
     )
@@ -185,7 +185,7 @@ def report(stream: ev.GeneratedStream, spec: WindowSpec, settings: Settings, win
     print(f"alerts: {scores.alerts}; bursts detected {scores.detected}/{scores.bursts}")
     print(f"precision {scores.precision:.3f}  recall {scores.recall:.3f}  median delay "
           f"{scores.median_delay_windows} window(s)  false alarms {scores.false_alarms_per_hour:.2f}/h")  # fmt: skip
-    print(f"forecast sMAPE (next window, {len(holt)} windows): Holt {ev.smape(holt):.1f}%  "
+    print(f"forecast sMAPE (next window, {len(served)} windows): served {ev.smape(served):.1f}%  "
           f"naive last value {ev.smape(naive):.1f}%")  # fmt: skip
 
 

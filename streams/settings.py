@@ -155,7 +155,12 @@ ENV: list[tuple[str, str, str, str]] = [
     ("trend_alert_ratio", "STREAMS_TREND_ALERT_RATIO", "2.0", "Spike: times the baseline mean"),
     ("trend_alert_min_count", "STREAMS_TREND_ALERT_MIN_COUNT", "5", "Spike: least count in the window"),
     ("trend_alpha", "STREAMS_TREND_ALPHA", "0.1", "Weight of the newest window in the baseline (EWMA)"),
-    ("trend_forecast_windows", "STREAMS_TREND_FORECAST_WINDOWS", "3", "Windows forecast ahead (Holt)"),
+    (
+        "trend_forecast_windows",
+        "STREAMS_TREND_FORECAST_WINDOWS",
+        "3",
+        "Windows forecast ahead (TSB, median and 80% interval)",
+    ),
     (
         "topic_similarity",
         "STREAMS_TOPIC_SIMILARITY",

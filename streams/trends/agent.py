@@ -36,7 +36,7 @@ from streams.runtime import Runtime
 from streams.topics import compaction_config
 from streams.trends import windows
 from streams.trends.cluster import CLUSTER_SOURCE, ClusterStage
-from streams.trends.detect import DetectorSettings
+from streams.trends.detect import DetectorSettings, tsb_smoothing
 from streams.trends.query import LatestWindows, TrendsQuery
 from streams.trends.route import TermSender, TrendsRouter
 from streams.trends.scheduler import WindowScheduler
@@ -59,6 +59,7 @@ def window_spec(runtime: Runtime) -> WindowSpec:
 
 def detector_settings(runtime: Runtime) -> DetectorSettings:
     s = runtime.settings
+    tsb_size, tsb_probability = tsb_smoothing(s.trend_window_s)
     return DetectorSettings(
         alpha=s.trend_alpha,
         z=s.trend_alert_z,
@@ -66,6 +67,8 @@ def detector_settings(runtime: Runtime) -> DetectorSettings:
         ratio=s.trend_alert_ratio,
         min_count=s.trend_alert_min_count,
         horizon=s.trend_forecast_windows,
+        tsb_size=tsb_size,
+        tsb_probability=tsb_probability,
     )
 
 

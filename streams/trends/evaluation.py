@@ -296,7 +296,7 @@ def forecast_pairs(
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """(forecast, actual) of the next window for every published tumbling window with a forecast,
     and the naive forecast's pairs (the window's own count) over the same windows."""
-    holt: list[tuple[float, float]] = []
+    served: list[tuple[float, float]] = []
     naive: list[tuple[float, float]] = []
     for (term, kind, start), window in windows.items():
         forecast = window.get("forecast")
@@ -304,6 +304,6 @@ def forecast_pairs(
         if kind != "tumbling" or not forecast or following[2] + window_ms > max(k[2] for k in reference) + window_ms:
             continue
         actual = reference.get(following, 0)
-        holt.append((forecast[0], actual))
+        served.append((forecast[0], actual))
         naive.append((window["count"], actual))
-    return holt, naive
+    return served, naive

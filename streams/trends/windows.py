@@ -167,6 +167,7 @@ def _observe(
     opened = detect.observe(model, count, s)
     state["model_end"] = window["end"]
     window["forecast"] = detect.forecast(model, s)
+    window["forecast_interval"] = detect.forecast_interval(model, s)
     history = state["history"]
     history.append([window["start"], count])
     del history[:-HISTORY_WINDOWS]
@@ -180,6 +181,7 @@ def _observe(
         "growth": round(growth, 3),
         "severity": detect.severity(growth),
         "forecast": window["forecast"],
+        "forecast_interval": window["forecast_interval"],
         "sample_post_ids": window["samples"][:5],
     }
 
@@ -217,6 +219,7 @@ def window_record(kind: str, term: str, label: str | None, window: dict[str, Any
     }
     if "forecast" in window:
         record["forecast"] = window["forecast"]
+        record["forecast_interval"] = window["forecast_interval"]
     return record
 
 
@@ -236,4 +239,5 @@ def alert_record(kind: str, term: str, label: str | None, alert: dict[str, Any])
             "size_s": window["size_s"],
         },
         **{k: alert[k] for k in ("count", "baseline", "score", "growth", "forecast", "severity", "sample_post_ids")},
+        "forecast_interval": alert["forecast_interval"],
     }

@@ -64,10 +64,18 @@ def test_windows_are_exact_and_a_planted_burst_alerts(pipeline: Pipeline) -> Non
     assert max(copies.values()) == 1, "a window was published twice"
     assert {r["kind"] for r in records} >= {"hashtag", "keyword", "topic"}
     validate_all("trends.windows", records)
+    # Every tumbling window carries its forecast: a median inside its 80% interval.
+    tumbling = [r for r in records if r["window"]["type"] == "tumbling"]
+    assert tumbling and all("forecast" in r and "forecast_interval" in r for r in tumbling)
+    for r in tumbling:
+        band = r["forecast_interval"]
+        assert all(lo <= f <= hi for lo, f, hi in zip(band["low"], r["forecast"], band["high"], strict=True))
 
     burst = stream.bursts[0]
     alerts = values(pipeline.read(f"{pipeline.name}.alerts", lambda rs: any(a["term"] == burst.term for _, a in rs)))
     validate_all("trends.alerts", alerts)
+    planted = [a for a in alerts if a["term"] == burst.term]
+    assert planted[0]["forecast_interval"]["mean"] > 0 and planted[0]["forecast"][0] >= 1  # a burst is no zero
     hashtag_alerts = [(a["term"], a["window"]["start_ms"]) for a in alerts if a["kind"] == "hashtag"]
     scores = ev.score_alerts(hashtag_alerts, stream.bursts, SPEC.window_ms, shape.hours)
     assert scores.recall == 1.0 and scores.precision == 1.0, (hashtag_alerts, burst)

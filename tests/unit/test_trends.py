@@ -91,13 +91,42 @@ def test_a_new_term_alerts_at_once_but_a_seeded_one_waits_for_history() -> None:
     assert not detect.observe(seeded, 30, settings)
 
 
-def test_holt_follows_a_growing_series() -> None:
+def test_a_busy_term_is_forecast_near_its_level_with_an_interval_around_it() -> None:
     settings = DetectorSettings()
-    model = detect.new_model(10)
-    for count in range(10, 60, 5):
+    model = detect.new_model(50)
+    for count in [50] * 40:
         detect.observe(model, count, settings)
     forecast = detect.forecast(model, settings)
-    assert len(forecast) == settings.horizon and forecast[0] > 45 and forecast[0] < forecast[-1]
+    interval = detect.forecast_interval(model, settings)
+    assert len(forecast) == settings.horizon and 40 <= forecast[0] <= 50
+    assert interval["low"][0] < forecast[0] < interval["high"][0] and interval["level"] == 0.8
+
+
+def test_a_sparse_term_is_forecast_zero_its_median_next_count() -> None:
+    settings = DetectorSettings()
+    model = detect.new_model()
+    detect.observe(model, 2, settings)  # a term seen once, after nothing
+    detect.skip_empty(model, 30, settings)
+    assert detect.forecast(model, settings) == [0.0] * settings.horizon
+    assert 0 < detect.forecast_interval(model, settings)["mean"] < 0.69  # below a Poisson median of 1
+
+
+def test_tsb_follows_statsforecasts_recursion() -> None:
+    """Size smoothed over occurrences, probability over every window (TSB, Teunter et al. 2011)."""
+    settings = DetectorSettings(tsb_size=0.4, tsb_probability=0.05)
+    model = detect.new_model()
+    size, probability = None, 0.0
+    for count in [0, 3, 0, 0, 5, 1, 0, 2]:
+        detect.observe(model, count, settings)
+        if size is None:
+            if count:
+                size, probability = float(count), 0.05
+            continue
+        probability += 0.05 * ((count > 0) - probability)
+        size = size + 0.4 * (count - size) if count else size
+    assert size is not None
+    assert model["size"] == pytest.approx(size) and model["probability"] == pytest.approx(probability)
+    assert detect.forecast_interval(model, settings)["mean"] == pytest.approx(round(size * probability, 3))
 
 
 def test_watermark_is_the_slowest_source_until_it_goes_idle() -> None:
