@@ -224,7 +224,7 @@ def evaluate(
     split_bin = int((SPLIT - START).total_seconds() // step_s)
     results: dict[str, dict[int, list[tuple[float, float, bool]]]] = defaultdict(lambda: defaultdict(list))
     scale = mase_scale(all_series, season, split_bin)
-    for term, y in all_series.items():
+    for y in all_series.values():
         lo, hi = (season, split_bin) if split == "tune" else (split_bin, len(y))
         origins = np.array([t for t in range(lo, hi - max(HORIZONS)) if y[t] >= PUBLISHED])
         if not len(origins):
