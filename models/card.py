@@ -320,7 +320,7 @@ English val tweets are marked unsupported (none of the 120 of at most 60 charact
   another of its kind and the label kept (Garg et al. 2019); 1,200 positive or neutral
   pool tweets that name an identity, as neither offensive nor hateful, and copies of some
   with the term swapped (Dixon et al. 2018 used Wikipedia the same way); 1,400 statements
-  from a grammar of everyday posts about people of 108 identities, 15% of them
+  from a grammar of everyday posts about people, over 93 identity terms, 15% of them
   group-targeted abuse, so that the predicate, not the group, decides.
 - Normalisation (training and serving): {manifest["normalisation"]}.
 - Max length {manifest["max_length"]} tokens (tweets average ~30).
