@@ -337,6 +337,9 @@ trained on these sets, Sap et al. 2019), reclaimed slurs, or identity named by
 names and pictures. Fine-tuning moved the embedding away from the general-purpose
 sentence space of the base encoder toward these tasks.
 
+## Licence
+{manifest.get("licence", "see the README")}.
+
 ## Citation
 Barbieri et al., TweetEval, Findings of EMNLP 2020. Rosenthal, Farra, Nakov, SemEval-2017
 Task 4, 2017. Zampieri et al., OffensEval 2019. Basile et al., HatEval 2019. Mohammad et al.,

