@@ -108,8 +108,9 @@ def audit_summary(evaluation: dict[str, Any], before: dict[str, Any]) -> str:
         ("lowest subgroup AUC", "lowest_subgroup_auc", _num),
         ("lowest BPSN AUC", "lowest_bpsn", _num),
     ]
-    for side in (now, old):  # the real-tweet figures, flattened for the table
-        side.update({f"real_{k}": v for k, v in side.get("real_tweets", {}).items()})
+    # The real-tweet figures, flattened for the table.
+    now = {**now, **{f"real_{k}": v for k, v in now.get("real_tweets", {}).items()}}
+    old = {**old, **{f"real_{k}": v for k, v in old.get("real_tweets", {}).items()}}
     rows += [
         ("real benign tweets naming an identity, flagged", "real_with_identity_flagged", _pct),
         ("other real benign tweets, flagged", "real_without_identity_flagged", _pct),

@@ -77,18 +77,19 @@ def column_type(prop: dict[str, Any]) -> pa.DataType | None:
 class TableSchema:
     topic: str
     arrow: pa.Schema
-    typed: frozenset[str]  # columns stored with their own type; the others as JSON text
+    typed: dict[str, pa.DataType]  # columns stored with their own type; the other declared ones as JSON text
+    declared: frozenset[str]  # the topic's own fields (not lineage, not the partition column)
 
     @classmethod
     def of(cls, topic: str) -> TableSchema:
         props = topic_schema(topic).get("properties", {})
-        fields, typed = [], set()
+        fields, typed = [], {}
         for name, prop in props.items():
             kind = column_type(prop)
             fields.append(pa.field(name, kind if kind is not None else pa.string()))
             if kind is not None:
-                typed.add(name)
-        return cls(topic, pa.schema(fields + LINEAGE), frozenset(typed))
+                typed[name] = kind
+        return cls(topic, pa.schema(fields + LINEAGE), typed, frozenset(props))
 
     def row(self, value: bytes | None, key: bytes | None, partition: int, offset: int, ts: int) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -105,28 +106,24 @@ class TableSchema:
         except (orjson.JSONDecodeError, ValueError) as exc:
             text = value.decode("utf-8", "replace") if value is not None else None
             return {**row, "_error": f"undecodable record: {exc}"[:500], "_raw": text, "event_date": _date(ts)}
-        for name in self.arrow.names:
-            if name in record and not name.startswith("_") and name != PARTITION_COLUMN:
-                cell = self._cell(name, record[name])
-                if cell is _MISFIT:
-                    text = value.decode("utf-8", "replace") if value is not None else None
-                    expected = self.arrow.field(name).type
-                    return {**row, "_error": f"field {name!r} is not {expected}", "_raw": text, "event_date": _date(ts)}
-                row[name] = cell
+        for name in self.declared & record.keys():
+            cell = self._cell(name, record[name])
+            if cell is _MISFIT:
+                text = value.decode("utf-8", "replace") if value is not None else None
+                expected = self.typed[name]
+                return {**row, "_error": f"field {name!r} is not {expected}", "_raw": text, "event_date": _date(ts)}
+            row[name] = cell
         extra = {k: v for k, v in record.items() if k not in self.declared}
         row["_extra"] = orjson.dumps(extra).decode() if extra else None
         row[PARTITION_COLUMN] = _date(self._event_ms(record, ts))
         return row
 
-    @property
-    def declared(self) -> set[str]:
-        return {name for name in self.arrow.names if not name.startswith("_") and name != PARTITION_COLUMN}
-
     def _cell(self, name: str, value: Any) -> Any:
         if value is None:
             return None
-        if name in self.typed:
-            return value if _fits(self.arrow.field(name).type, value) else _MISFIT
+        kind = self.typed.get(name)
+        if kind is not None:
+            return value if _fits(kind, value) else _MISFIT
         return orjson.dumps(value).decode()
 
     def _event_ms(self, record: dict[str, Any], fallback: int) -> int:
