@@ -7,7 +7,7 @@ Planted mode generates a hashtag stream (Zipf background, daily rhythm, bursts o
 3x to 10x a term's baseline, posts out of order within the grace period), replays
 it into fresh topics, and prints: window-count discrepancies against a
 brute-force count, the detector's precision, recall, median detection delay and
-false alarms per simulated hour, and the forecast sMAPE next to a naive
+false alarms per simulated hour, and the forecast's MAE and sMAPE next to a naive
 last-value forecast. --restart kills a worker (SIGKILL) halfway and starts a new one.
 """
 
@@ -169,7 +169,8 @@ def report(stream: ev.GeneratedStream, spec: WindowSpec, settings: Settings, win
     reference = ev.reference_counts(ev.hashtag_mentions(stream.posts), spec, stream.end_ms)
     counts = {k: v["count"] for k, v in published.items()}
     gaps = ev.discrepancies(counts, reference, settings.trend_min_count)
-    alerts = [(a["term"], a["window"]["start_ms"]) for a in alert_records]
+    alerts = [(a["term"], a["window"]["start_ms"]) for a in alert_records if a["type"] == "spike"]
+    warnings = sum(1 for a in alert_records if a["type"] == "early_warning")
     scores = ev.score_alerts(alerts, stream.bursts, spec.window_ms, hours)
     served, naive = ev.forecast_pairs(published, reference, spec.window_ms)
     print(
@@ -182,11 +183,13 @@ def report(stream: ev.GeneratedStream, spec: WindowSpec, settings: Settings, win
     for key, got, want in wrong[:5]:
         print(f"  window {key}: published {got}, reference {want}")
     print(f"mentions: reference {sum(v for (t, kind, s), v in reference.items() if kind == 'tumbling')}")
-    print(f"alerts: {scores.alerts}; bursts detected {scores.detected}/{scores.bursts}")
+    print(f"spike alerts: {scores.alerts}; bursts detected {scores.detected}/{scores.bursts}; "
+          f"early warnings: {warnings}")  # fmt: skip
     print(f"precision {scores.precision:.3f}  recall {scores.recall:.3f}  median delay "
           f"{scores.median_delay_windows} window(s)  false alarms {scores.false_alarms_per_hour:.2f}/h")  # fmt: skip
-    print(f"forecast sMAPE (next window, {len(served)} windows): served {ev.smape(served):.1f}%  "
-          f"naive last value {ev.smape(naive):.1f}%")  # fmt: skip
+    print(f"forecast, next window ({len(served)} windows): MAE served {ev.mae(served):.2f}, "
+          f"naive last value {ev.mae(naive):.2f}; sMAPE served {ev.smape(served):.1f}%, "
+          f"naive {ev.smape(naive):.1f}%")  # fmt: skip
 
 
 def semeval(args: argparse.Namespace, bootstrap: str) -> None:
@@ -227,8 +230,9 @@ def semeval(args: argparse.Namespace, bootstrap: str) -> None:
         for kind, counter in sorted(totals.items()):
             top = ", ".join(f"{labels[t] if kind == 'topic' else t} ({c})" for t, c in counter.most_common(10))
             print(f"top {kind}s: {top}")
-        print(f"alerts: {len(alerts.records)}")
-        for alert in sorted(alerts.records, key=lambda a: -a["score"])[:10]:
+        spikes = [a for a in alerts.records if a["type"] == "spike"]
+        print(f"spike alerts: {len(spikes)}; early warnings: {len(alerts.records) - len(spikes)}")
+        for alert in sorted(spikes, key=lambda a: -a["score"])[:10]:
             name = alert.get("label") or alert["term"]
             print(f"  {alert['window']['start']} {alert['kind']} {name!r} count {alert['count']} "
                   f"baseline {alert['baseline']['mean']} x{alert['growth']} {alert['severity']}")  # fmt: skip

@@ -92,11 +92,13 @@ class LiveState:
         for (kind, term), counts in self.top_trends():
             trends.add_row(kind, self.labels.get((kind, term), term)[:40], str(counts[-1]), sparkline(counts))
         alerts = Table(title="Latest alerts", expand=True)
-        for column in ("window", "term", "count", "baseline", "growth", "severity", "forecast"):
+        for column in ("window", "term", "count", "baseline", "growth", "alert", "forecast"):
             alerts.add_column(column)
         for a in self.alerts:
             alerts.add_row(a["window"]["start"][11:16], a.get("label") or a["term"], str(a["count"]),
-                           f"{a['baseline']['mean']:.1f}", f"x{a['growth']:.1f}", a["severity"],
+                           f"{a['baseline']['mean']:.1f}", f"x{a['growth']:.1f}",
+                           f"warning p={a['prediction']['probability']:.2f}" if a.get("type") == "early_warning"
+                           else a["severity"],
                            " ".join(f"{f:.0f}" for f in a["forecast"]))  # fmt: skip
         flagged = Table(title="Latest flagged posts", expand=True)
         for column in ("action", "reasons", "text"):

@@ -74,6 +74,9 @@ class Metrics:
         self.trend_alerts = Counter(
             "streams_trend_alerts_total", "Trend spike alerts opened, per severity", ["severity"], registry=r
         )
+        self.trend_warnings = Counter(
+            "streams_trend_warnings_total", "Early warnings: terms predicted to trend within the hour", registry=r
+        )
         self.trend_watermark_lag = Gauge(
             "streams_trend_watermark_lag_seconds",
             "Wall clock minus the trends watermark (event time), per trends partition",

@@ -111,6 +111,12 @@ def time_bins(first: int, last: int) -> tuple[list[int], int]:
     return [first + i * width for i in range((last - first) // width + 1)], width
 
 
+def _alert_kind(alert: dict[str, Any]) -> str:
+    if alert.get("type") == "early_warning":
+        return f"early warning, p={alert['prediction']['probability']:.2f}"
+    return f"{alert['severity']} spike"
+
+
 def _when(ms: int) -> float:
     """A time in matplotlib's date units (days since the epoch), from epoch ms."""
     return float(mdates.date2num(dt.datetime.fromtimestamp(ms / 1000, UTC)))
@@ -141,11 +147,13 @@ def draw_trends(ax: Axes, data: ReportData, top_k: int, first: int, last: int) -
                 label=data.name(key))  # fmt: skip
         for alert in (a for a in data.alerts if (a["kind"], a["term"]) == key):
             start, size = alert["window"]["start_ms"], int(alert["window"]["size_s"] * 1000)
-            ax.plot([_when(start)], [alert["count"]], "o", mfc="none", mec="red", mew=2, ms=9)
+            marker = "^" if alert.get("type") == "early_warning" else "o"
+            ax.plot([_when(start)], [alert["count"]], marker, mfc="none", mec="red", mew=2, ms=9)
             ahead = [(start + size * (j + 1), f) for j, f in enumerate(alert["forecast"])]
             points = [(start, alert["count"]), *ahead]
             ax.plot([_when(t) for t, _ in points], [f for _, f in points], ls="--", color=color, lw=1)
-    ax.plot([], [], "o", mfc="none", mec="red", mew=2, label="alert")
+    ax.plot([], [], "o", mfc="none", mec="red", mew=2, label="spike alert")
+    ax.plot([], [], "^", mfc="none", mec="red", mew=2, label="early warning")
     ax.plot([], [], ls="--", color="black", lw=1, label="forecast at the alert")
     ax.set_title(f"Top {len(top)} trends: posts per tumbling window (windows without posts are 0)", fontsize=10)
     ax.set_ylabel("posts")
@@ -203,7 +211,7 @@ def render_html(data: ReportData, png: bytes) -> str:
     alert_rows = "".join(
         f"<tr><td>{html.escape(a['window']['start'])}</td><td>{html.escape(a['kind'])}</td>"
         f"<td>{html.escape(data.name((a['kind'], a['term'])))}</td><td>{a['count']}</td>"
-        f"<td>{a['baseline']['mean']}</td><td>x{a['growth']}</td><td>{a['severity']}</td>"
+        f"<td>{a['baseline']['mean']}</td><td>x{a['growth']}</td><td>{_alert_kind(a)}</td>"
         f"<td>{', '.join(f'{f:.0f}' for f in a['forecast'])}</td></tr>"
         for a in sorted(data.alerts, key=lambda a: a["window"]["start_ms"])
     )
@@ -216,7 +224,7 @@ def render_html(data: ReportData, png: bytes) -> str:
 {flagged} posts flagged for review or block.</p>
 <img id="charts" alt="trends, sentiment and moderation over time" src="data:image/png;base64,{image}">
 <h3>Alerts</h3><table><tr><th>window</th><th>kind</th><th>term</th><th>count</th><th>baseline</th><th>growth</th>
-<th>severity</th><th>forecast</th></tr>{alert_rows}</table></body></html>
+<th>alert</th><th>forecast</th></tr>{alert_rows}</table></body></html>
 """
 
 

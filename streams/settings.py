@@ -380,11 +380,9 @@ class Settings:
         return key
 
     def describe(self) -> dict[str, str]:
-        """Every setting by variable name, for the start-up log."""
-        return {
-            var: "***" if name in SECRETS and getattr(self, name) else str(getattr(self, name))
-            for name, var, _, _ in ENV
-        }
+        """Every setting by variable name, as its variable would be written (the start-up log and
+        the environment of child workers: a threshold left to the model reads ``model``)."""
+        return {var: _as_variable(name, getattr(self, name)) for name, var, _, _ in ENV}
 
     @property
     def sink_topic_names(self) -> list[str]:
@@ -445,3 +443,11 @@ _PARSERS: dict[Any, Callable[[str], Any]] = {
     "Threshold": threshold,
     "Path": Path,
 }
+
+
+def _as_variable(name: str, value: Any) -> str:
+    if name in SECRETS and value:
+        return "***"
+    if name in ("review_threshold", "block_threshold") and value is None:
+        return "model"
+    return str(value)

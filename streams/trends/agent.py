@@ -211,6 +211,11 @@ class WindowsStage:
         for alert in result.alerts:
             record = windows.alert_record(kind, term, label, alert)
             pending.append(await self.alerts_out.send(key=key, value=orjson.dumps(record)))
+            if alert["type"] == "early_warning":
+                self.metrics.trend_warnings.inc()
+                log.info("early warning: %s %r, p=%.2f it trends within the hour", kind, term,
+                         alert["prediction"]["probability"])  # fmt: skip
+                continue
             self.metrics.trend_alerts.labels(alert["severity"]).inc()
             log.info("trend alert: %s %r count %d, %.1fx its baseline", kind, term, alert["count"], alert["growth"])
         return pending

@@ -29,12 +29,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-# A term's detector state (JSON in the term's table value): mean, var, level, trend,
-# alert (the open alert or None), windows seen, seeded.
+# A term's detector state (JSON in the term's table value): mean, var, TSB's size and
+# probability, alert (the open alert or None), windows seen, seeded, and for the early
+# warning the fast baseline, the last counts and the mentions seen.
 Model = dict[str, Any]
 
 # A gap of this many empty windows resets the baseline: the weights left are nil.
 MAX_ZERO_STEPS = 200
+RECENT_WINDOWS = 10  # the last counts kept for the early warning (streams.trends.warning)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class DetectorSettings:
     max_alert_windows: int = 30
     min_history: int = 5
     alert_learning: float = 0.2  # share of alpha the baseline keeps while an alert is open
+    fast_alpha: float = 0.5  # the fast baseline the early warning compares with the slow one
     # TSB smoothing of the count's size and of its probability, for 1-minute windows
     # (tsb_smoothing() gives the values chosen per window size).
     tsb_size: float = 0.4
@@ -105,11 +108,14 @@ def _update_baseline(model: dict[str, Any], count: float, alpha: float, learn_va
 def _update_tsb(model: dict[str, Any], count: float, s: DetectorSettings) -> None:
     """One window into TSB. A term's (re)start is preceded by empty windows: the probability
     starts from 0 and takes one step toward its first occurrence, the size starts at its
-    first count (statsforecast's TSB over the last day of windows does the same)."""
+    first count (statsforecast's TSB over the last day of windows does the same). A term
+    seeded at the start of a stream starts at probability 1: nothing is known before it."""
     occurred = 1.0 if count > 0 else 0.0
     if model.get("size") is None:
         if count > 0:
-            model["size"], model["probability"] = float(count), s.tsb_probability
+            # A term already there when the stream started has no empty windows behind it.
+            start = 1.0 if model.get("seeded") and model["windows"] == 0 else s.tsb_probability
+            model["size"], model["probability"] = float(count), start
         return
     model["probability"] += s.tsb_probability * (occurred - model["probability"])
     if count > 0:
@@ -149,7 +155,7 @@ def forecast_interval(model: dict[str, Any], s: DetectorSettings) -> dict[str, A
 def skip_empty(model: dict[str, Any], windows: int, s: DetectorSettings) -> None:
     """Account for ``windows`` windows in which the term did not occur."""
     if windows >= MAX_ZERO_STEPS:
-        model.update(mean=0.0, var=0.0, size=None, probability=0.0, alert=None)
+        model.update(mean=0.0, var=0.0, size=None, probability=0.0, alert=None, fast=0.0, recent=[])
         return
     for _ in range(windows):
         observe(model, 0, s)
@@ -177,6 +183,9 @@ def observe(model: dict[str, Any], count: int, s: DetectorSettings) -> bool:
     # A burst's windows would inflate the variance and hide the next burst: they move the mean only.
     _update_baseline(model, count, s.alpha if calm else s.alpha * s.alert_learning, learn_variance=calm)
     _update_tsb(model, count, s)
+    model["fast"] = model.get("fast", 0.0) + s.fast_alpha * (count - model.get("fast", 0.0))
+    model["recent"] = [*model.get("recent", ())[1 - RECENT_WINDOWS :], count]
+    model["seen"] = model.get("seen", 0) + count
     model["windows"] += 1
     model["last_z"] = z if high else 0.0
     return opened

@@ -247,6 +247,11 @@ def score_alerts(alerts: list[tuple[str, int]], bursts: list[Burst], window_ms: 
     )
 
 
+def mae(pairs: list[tuple[float, float]]) -> float:
+    """Mean absolute error of (forecast, actual) pairs."""
+    return sum(abs(f - a) for f, a in pairs) / len(pairs) if pairs else 0.0
+
+
 def smape(pairs: list[tuple[float, float]]) -> float:
     """Symmetric mean absolute percentage error of (forecast, actual) pairs, in percent (0/0 counts 0)."""
     terms = [0.0 if f == a == 0 else 2 * abs(f - a) / (abs(f) + abs(a)) for f, a in pairs]
@@ -287,7 +292,7 @@ def run_offline(posts: list[dict[str, Any]], spec: WindowSpec, detector: Any, wa
                 closed = trend_windows.close(state, watermark, spec, detector, warm)
                 for window in closed.windows:
                     run.windows[(state["term"], window["type"], window["start"])] = window
-                run.alerts += [(state["term"], alert["window"]["start"]) for alert in closed.alerts]
+                run.alerts += [(state["term"], a["window"]["start"]) for a in closed.alerts if a["type"] == "spike"]
     return run
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.records import SCHEMA_VERSION, iso_utc
-from streams.trends import detect
+from streams.trends import detect, warning
 from streams.trends.state import SENTIMENTS, Mention, MentionOutcome, Pane, TermState
 
 MAX_USERS_PER_PANE = 500  # unique users are exact up to this many per pane
@@ -168,12 +168,14 @@ def _observe(
     state["model_end"] = window["end"]
     window["forecast"] = detect.forecast(model, s)
     window["forecast_interval"] = detect.forecast_interval(model, s)
+    warns = _predict(state, window, spec, growth, s)
     history = state["history"]
     history.append([window["start"], count])
     del history[:-HISTORY_WINDOWS]
-    if not opened:
+    if not (opened or warns):
         return None
     return {
+        "type": "spike" if opened else "early_warning",
         "window": {k: window[k] for k in ("start", "end", "size_s")},
         "count": count,
         "baseline": baseline,
@@ -182,8 +184,33 @@ def _observe(
         "severity": detect.severity(growth),
         "forecast": window["forecast"],
         "forecast_interval": window["forecast_interval"],
+        "prediction": window.get("prediction"),
         "sample_post_ids": window["samples"][:5],
     }
+
+
+def _predict(
+    state: TermState, window: dict[str, Any], spec: WindowSpec, growth: float, s: detect.DetectorSettings
+) -> bool:
+    """Attach the early warning's prediction to the window (at the window size it was fitted for);
+    True when it is the first warning of the term's rise: one early-warning alert per rise. Like a
+    spike alert, a term already there when the stream started is not new: it warns only after
+    ``min_history`` windows."""
+    rule = warning.load()
+    if rule.window_s * 1000 != spec.window_ms:
+        return False
+    model = state["model"]
+    assert model is not None
+    prediction = window["prediction"] = warning.predict(
+        rule, model, window["count"], growth, state["kind"] == "hashtag"
+    )
+    if model.get("seeded") and model["windows"] < s.min_history:
+        prediction["warning"] = False
+    if not prediction["warning"]:
+        return False
+    last = model.get("warned_at")
+    model["warned_at"] = model["windows"]
+    return last is None or model["windows"] - last > rule.horizon_windows
 
 
 def next_due(state: TermState, spec: WindowSpec) -> int | None:
@@ -220,14 +247,17 @@ def window_record(kind: str, term: str, label: str | None, window: dict[str, Any
     if "forecast" in window:
         record["forecast"] = window["forecast"]
         record["forecast_interval"] = window["forecast_interval"]
+    if window.get("prediction") is not None:
+        record["prediction"] = window["prediction"]
     return record
 
 
 def alert_record(kind: str, term: str, label: str | None, alert: dict[str, Any]) -> dict[str, Any]:
     """An alert as published to trends.alerts."""
     window = alert["window"]
-    return {
+    record = {
         "schema_version": SCHEMA_VERSION,
+        "type": alert["type"],
         "term": term,
         "kind": kind,
         "label": label,
@@ -241,3 +271,6 @@ def alert_record(kind: str, term: str, label: str | None, alert: dict[str, Any])
         **{k: alert[k] for k in ("count", "baseline", "score", "growth", "forecast", "severity", "sample_post_ids")},
         "forecast_interval": alert["forecast_interval"],
     }
+    if alert.get("prediction") is not None:
+        record["prediction"] = alert["prediction"]
+    return record

@@ -1,5 +1,6 @@
 """Trend windows on the real broker: exact counts against a brute-force count, an alert
-for a planted burst, posts dated in the future left out, and the query endpoints."""
+for a planted burst, early warnings of rising terms, posts dated in the future left
+out, and the query endpoints."""
 
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ def test_windows_are_exact_and_a_planted_burst_alerts(pipeline: Pipeline) -> Non
     # Every tumbling window carries its forecast: a median inside its 80% interval.
     tumbling = [r for r in records if r["window"]["type"] == "tumbling"]
     assert tumbling and all("forecast" in r and "forecast_interval" in r for r in tumbling)
+    assert all(0 <= r["prediction"]["probability"] <= 1 for r in tumbling)  # the early warning's
     for r in tumbling:
         band = r["forecast_interval"]
         assert all(lo <= f <= hi for lo, f, hi in zip(band["low"], r["forecast"], band["high"], strict=True))
@@ -76,7 +78,13 @@ def test_windows_are_exact_and_a_planted_burst_alerts(pipeline: Pipeline) -> Non
     validate_all("trends.alerts", alerts)
     planted = [a for a in alerts if a["term"] == burst.term]
     assert planted[0]["forecast_interval"]["mean"] > 0 and planted[0]["forecast"][0] >= 1  # a burst is no zero
-    hashtag_alerts = [(a["term"], a["window"]["start_ms"]) for a in alerts if a["kind"] == "hashtag"]
+    hashtag_alerts = [
+        (a["term"], a["window"]["start_ms"]) for a in alerts if a["kind"] == "hashtag" and a["type"] == "spike"
+    ]
+    # Early warnings: rising terms, once per term and rise (the stream is shorter than the hour a rise lasts).
+    warned = [a for a in alerts if a["type"] == "early_warning"]
+    assert warned and all(a["prediction"]["warning"] for a in warned)
+    assert max(Counter((a["kind"], a["term"]) for a in warned).values()) == 1
     scores = ev.score_alerts(hashtag_alerts, stream.bursts, SPEC.window_ms, shape.hours)
     assert scores.recall == 1.0 and scores.precision == 1.0, (hashtag_alerts, burst)
     assert scores.median_delay_windows is not None and scores.median_delay_windows <= 1
