@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -40,7 +41,7 @@ from streams.trends.detect import DetectorSettings, tsb_smoothing
 from streams.trends.query import LatestWindows, TrendsQuery
 from streams.trends.route import TermSender, TrendsRouter
 from streams.trends.scheduler import WindowScheduler
-from streams.trends.state import Mention, TermState, decode_by_term, is_watermark, new_state, split_key
+from streams.trends.state import Mention, TermState, decode_by_term, is_terms, is_watermark, new_state, split_key
 from streams.trends.windows import WindowSpec
 
 log = logging.getLogger(__name__)
@@ -153,22 +154,28 @@ class WindowsStage:
                 self.marks[partition] = event
                 marked.add(partition)
                 continue
-            key = (event.key or b"").decode()
-            state = touched[key][0] if key in touched else self.table.get(key)
-            if state is None:
-                state = new_state(*split_key(key), partition)
-            if "label" in message:
-                state["label"] = message["label"]
-            for raw in message["m"]:
-                outcome = windows.add(state, Mention.from_wire(raw), self.spec, scheduler.current)
-                self.metrics.trend_mentions.labels(outcome).inc()
-            touched[key] = (state, event)
+            # Combined terms (the route), or one term keyed (the topic clusterer).
+            terms = message["t"] if is_terms(message) else {(event.key or b"").decode(): message["m"]}
+            for key, mentions in terms.items():
+                state = touched[key][0] if key in touched else self.table.get(key)
+                if state is None:
+                    state = new_state(*split_key(key), partition)
+                if not is_terms(message) and "label" in message:
+                    state["label"] = message["label"]
+                self.add_mentions(state, mentions, scheduler.current)
+                touched[key] = (state, event)
         for key, (state, event) in touched.items():
             with processing(event):
                 self.table[key] = state
             self.schedulers[event.message.partition].on_batch(key, state)
         for partition in marked:
             await self.close_due(partition, self.marks[partition])
+
+    def add_mentions(self, state: TermState, mentions: list[list[Any]], watermark: int | None) -> None:
+        outcomes: Counter[str] = Counter(windows.add(state, Mention.from_wire(raw), self.spec, watermark)
+                                         for raw in mentions)  # fmt: skip
+        for outcome, count in outcomes.items():
+            self.metrics.trend_mentions.labels(outcome).inc(count)
 
     async def close_due(self, partition: int, event: EventT) -> None:
         """Close and publish the windows the partition's watermark has passed."""

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.types import TP, TopicT
 
 from streams.faust_compat import processing
@@ -29,6 +30,7 @@ from streams.trends.state import (
     Mention,
     encode_cluster,
     encode_mentions,
+    encode_terms,
     encode_watermark,
     mention_of,
     term_key,
@@ -60,6 +62,18 @@ class TermSender:
 
     async def mentions(self, key: str, mentions: list[Mention], label: str | None = None) -> Any:
         return await self.topic.send(key=key.encode(), value=encode_mentions(mentions, label))
+
+    def partition_of(self, key: str) -> int:
+        """The partition a message keyed by ``key`` goes to (the producer's default partitioner):
+        a term's state stays where keyed messages put it."""
+        return (murmur2(key.encode()) & 0x7FFFFFFF) % self.partitions
+
+    async def combined(self, per_key: dict[str, list[Mention]]) -> list[Any]:
+        """Many terms' mentions: one message per destination partition; the pending sends."""
+        by_partition: dict[int, dict[str, list[Mention]]] = defaultdict(dict)
+        for key, mentions in per_key.items():
+            by_partition[self.partition_of(key)][key] = mentions
+        return [await self.topic.send(value=encode_terms(terms), partition=p) for p, terms in by_partition.items()]
 
     async def broadcast(self, marks: dict[str, int], caught_up: list[str]) -> list[Any]:
         """Send the sources' watermarks to every trends partition; the pending sends."""
@@ -97,7 +111,7 @@ class TrendsRouter:
         s = self.settings
         # Grouped by source partition: in exactly-once mode each message joins the transaction
         # of the partition its mentions come from (the one whose offsets commit with it).
-        by_term: dict[tuple[int, str], list[Mention]] = defaultdict(list)
+        by_term: dict[int, dict[str, list[Mention]]] = defaultdict(lambda: defaultdict(list))
         to_cluster: dict[int, list[ClusterPost]] = defaultdict(list)
         newest: dict[int, int] = {}
         for event, post in zip(events, posts, strict=True):
@@ -115,14 +129,14 @@ class TrendsRouter:
             mention = mention_of(post, partition, event.message.offset)
             newest[partition] = max(newest.get(partition, 0), post["created_at_ms"])
             for kind, term in terms_of(post, self.kinds):
-                by_term[(partition, term_key(kind, term))].append(mention)
+                by_term[partition][term_key(kind, term)].append(mention)
             if self.to_cluster is not None and post.get("embedding"):
                 cluster_post: ClusterPost = {"m": mention.to_wire(), "e": post["embedding"], "t": cluster_terms(post)}
                 to_cluster[partition].append(cluster_post)
         pending = []
-        for (partition, key), mentions in by_term.items():
+        for partition, per_key in by_term.items():
             with processing(self.last_event[partition]):
-                pending.append(await self.sender.mentions(key, mentions))
+                pending += await self.sender.combined(per_key)
         for partition, ms in newest.items():
             self.watermark[partition] = max(self.watermark.get(partition, 0), ms)
         marks = {str(p): self.watermark[p] for p in newest}
@@ -135,7 +149,7 @@ class TrendsRouter:
             pending += await self.broadcast(marks, [])  # busy: the heartbeat tells when it is caught up
             self.last_broadcast = time.monotonic()
         await asyncio.gather(*pending)
-        self.metrics.trend_mentions_routed.inc(sum(len(m) for m in by_term.values()))
+        self.metrics.trend_mentions_routed.inc(sum(len(m) for terms in by_term.values() for m in terms.values()))
 
     async def heartbeat(self) -> None:
         """The watermark of each posts.enriched partition this worker routes, so a

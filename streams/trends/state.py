@@ -3,7 +3,13 @@
 On ``trends-by-term`` (keyed by term key, or sent to every partition):
 
     MentionsMessage   {"m": [mention, ...], "label"?: topic label}       keyed by term key
+    TermsMessage      {"t": {term key: [mention, ...]}}                   to the terms' partition
     WatermarkMessage  {"wm": {source: event ms}, "caught_up": [source], "at": epoch s}
+
+A batch of posts names hundreds of terms: the route combines their mentions into
+one ``TermsMessage`` per destination partition (the partition a message keyed by
+each term would go to), instead of one message per term, as Kafka Streams' record
+cache combines updates before they cross a repartition topic.
 
 On ``trends-to-cluster`` (one partition): ``ClusterMessage``
 ``{"posts": [{"m": mention, "e": embedding, "t": terms}], "wm": {source: event ms}}``.
@@ -71,6 +77,10 @@ class MentionsMessage(TypedDict):
     label: NotRequired[str]
 
 
+class TermsMessage(TypedDict):
+    t: dict[str, list[list[Any]]]  # term key -> mentions on the wire
+
+
 class WatermarkMessage(TypedDict):
     wm: dict[str, int]  # source (posts.enriched partition, or "topics") -> newest event ms sent
     caught_up: list[str]  # sources that have read everything there is
@@ -100,19 +110,34 @@ def encode_watermark(marks: dict[str, int], caught_up: list[str], at: float) -> 
     return orjson.dumps(message)
 
 
-def decode_by_term(value: bytes) -> MentionsMessage | WatermarkMessage:
-    """A message of ``trends-by-term``: a watermark when it has "wm", mentions otherwise."""
+def encode_terms(per_key: dict[str, list[Mention]]) -> bytes:
+    message: TermsMessage = {"t": {key: [m.to_wire() for m in mentions] for key, mentions in per_key.items()}}
+    return orjson.dumps(message)
+
+
+ByTermMessage = MentionsMessage | TermsMessage | WatermarkMessage
+
+
+def decode_by_term(value: bytes) -> ByTermMessage:
+    """A message of ``trends-by-term``: a watermark when it has "wm", combined terms when it has
+    "t", one term's mentions otherwise."""
     raw = orjson.loads(value)
     if "wm" in raw:
         return {"wm": raw["wm"], "caught_up": list(raw.get("caught_up", ())), "at": float(raw.get("at", 0.0))}
+    if "t" in raw:
+        return {"t": raw["t"]}
     message: MentionsMessage = {"m": raw["m"]}
     if "label" in raw:
         message["label"] = raw["label"]
     return message
 
 
-def is_watermark(message: MentionsMessage | WatermarkMessage) -> TypeIs[WatermarkMessage]:
+def is_watermark(message: ByTermMessage) -> TypeIs[WatermarkMessage]:
     return "wm" in message
+
+
+def is_terms(message: ByTermMessage) -> TypeIs[TermsMessage]:
+    return "t" in message
 
 
 def encode_cluster(posts: list[ClusterPost], marks: dict[str, int]) -> bytes:

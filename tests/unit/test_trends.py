@@ -179,8 +179,28 @@ def test_the_wire_formats_round_trip() -> None:
 
     sent = [mention(1, T0), mention(2, T0 + 1, partition=3)]
     message = state.decode_by_term(state.encode_mentions(sent, "topic label"))
-    assert not state.is_watermark(message)
+    assert not state.is_watermark(message) and not state.is_terms(message)
     assert [state.Mention.from_wire(m) for m in message["m"]] == sent and message["label"] == "topic label"
+    combined = state.decode_by_term(state.encode_terms({"hashtag\x1fa": sent, "keyword\x1fb": sent[:1]}))
+    assert state.is_terms(combined)
+    assert {k: [state.Mention.from_wire(m) for m in v] for k, v in combined["t"].items()} == {
+        "hashtag\x1fa": sent,
+        "keyword\x1fb": sent[:1],
+    }
     mark = state.decode_by_term(state.encode_watermark({"0": T0}, ["0"], 12.5))
     assert state.is_watermark(mark) and mark == {"wm": {"0": T0}, "caught_up": ["0"], "at": 12.5}
     assert state.split_key(state.term_key("keyword", "a b")) == ("keyword", "a b")
+
+
+def test_combined_mentions_go_where_a_message_keyed_by_the_term_would() -> None:
+    # A term's state must not move between partitions when its mentions come combined.
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from streams.trends.route import TermSender
+
+    sender = TermSender(None, 6)  # type: ignore[arg-type]  # partition_of needs no topic
+    keys = [f"hashtag\x1ftag{i}" for i in range(200)] + ["keyword\x1fkanye west", "hashtag\x1fé"]
+    partitions = list(range(6))
+    assert [sender.partition_of(k) for k in keys] == [
+        DefaultPartitioner()(k.encode(), partitions, partitions) for k in keys
+    ]
