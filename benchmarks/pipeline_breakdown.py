@@ -19,7 +19,8 @@ One local broker (on the same cores, as in the demo), the same real tweets
    Meanwhile py-spy samples each worker (the whole run, or ``--profile-s``
    seconds): the share of CPU samples per part (by the innermost frame that names one);
 5. records and bytes written per post on each topic of run 4 (outputs, repartition
-   topics, changelogs);
+   topics, changelogs), and the CPU seconds of each worker and of the broker during
+   runs 3 and 4;
 6. end-to-end latency at half the rate run 4 sustained, paced for ``--paced-s``
    seconds into the same workers: p50, p90 and p99 of ``streams_end_to_end_seconds``
    (append to posts.raw -> enriched record acknowledged), from the histogram's buckets.
@@ -71,6 +72,18 @@ PARTS = (
     ("Faust and mode", ("faust/", "mode/")),
     ("metrics", ("prometheus_client",)),
     ("asyncio", ("asyncio/",)),
+)
+
+
+# agents -> (CPU seconds per process during the run, the run's seconds)
+CPU: dict[str, tuple[dict[str, float], float]] = {}
+# The stage a sample worked for: the outermost frame of ours decides.
+AGENTS = (
+    ("enrich (parse, model, explanations, publish)", ("streams/ingest/", "streams/inference/")),
+    ("fan-out (read posts.enriched, route)", ("streams/fanout.py",)),
+    ("trends (route, windows, topics, timers)", ("streams/trends/",)),
+    ("profiles", ("streams/profiles/",)),
+    ("metrics, health, views", ("streams/web/", "streams/metrics.py")),
 )
 
 
@@ -270,6 +283,8 @@ def pipeline(
     workers = start_workers(settings, args.workers)
     try:
         wait_healthy(settings, workers)
+        processes = {f"worker {i}": w.pid for i, w in enumerate(workers)} | {"broker": broker_pid()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
         started = time.monotonic()
         profiles = [] if profile_dir is None else start_profiles(workers, args.profile_s, profile_dir)
         done = wait_count(bootstrap, settings.topic_enriched, len(posts), 1800)
@@ -286,7 +301,19 @@ def pipeline(
     except BaseException:
         stop_workers(workers)
         raise
+    CPU[agents] = ({name: cpu_seconds(processes[name]) - spent for name, spent in cpu_before.items()}, done - started)
     return len(posts) / (done - started), settings, workers, [path for _, path in profiles]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid() -> int | None:
+    pid_file = log_dirs().parent / "broker.pid"
+    return int(pid_file.read_text().strip()) if pid_file.is_file() else None
 
 
 def start_profiles(workers: list[Any], seconds: int, folder: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
@@ -311,7 +338,17 @@ def part_of(stack: str) -> str:
     return "other"
 
 
-def profile_shares(paths: list[Path]) -> dict[str, float]:
+def agent_of(stack: str) -> str:
+    """The stage whose code is outermost on the stack: what the sample's work was for
+    (the Faust, Kafka and JSON work it called included)."""
+    for frame in stack.split(";"):
+        for agent, needles in AGENTS:
+            if any(needle in frame for needle in needles):
+                return agent
+    return "no stage on the stack (Faust's consumer, producer and changelog tasks, the event loop)"
+
+
+def profile_shares(paths: list[Path], classify: Any) -> dict[str, float]:
     samples: collections.Counter[str] = collections.Counter()
     for path in paths:
         if not path.is_file():
@@ -319,7 +356,7 @@ def profile_shares(paths: list[Path]) -> dict[str, float]:
         for line in path.read_text(errors="replace").splitlines():
             stack, _, count = line.rpartition(" ")
             if count.isdigit():
-                samples[part_of(stack)] += int(count)
+                samples[classify(stack)] += int(count)
     total = sum(samples.values()) or 1
     return {part: n / total for part, n in samples.most_common()}
 
@@ -408,6 +445,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--profile-s", type=int, default=0, help="seconds of profile; 0: the whole run")
     parser.add_argument("--paced-s", type=int, default=30)
+    parser.add_argument("--profile-dir", help="keep the raw py-spy profiles (collapsed stacks) here")
     args = parser.parse_args()
     posts = real_tweets(args.posts)
     bootstrap, started_broker = start_broker()
@@ -425,8 +463,10 @@ def main() -> None:
         rows.append(("pipeline, enrich only", rate))
         print(f"{rows[-1][0]}: {rate:.0f} posts/s", flush=True)
         with tempfile.TemporaryDirectory() as folder:
-            rate, settings, workers, paths = pipeline(bootstrap, posts, args, "enrich,profiles,trends", Path(folder))
-            shares = profile_shares(paths)
+            kept = Path(args.profile_dir or folder)
+            kept.mkdir(parents=True, exist_ok=True)
+            rate, settings, workers, paths = pipeline(bootstrap, posts, args, "enrich,profiles,trends", kept)
+            shares, stages = profile_shares(paths, part_of), profile_shares(paths, agent_of)
         rows.append(("pipeline, every agent", rate))
         print(f"{rows[-1][0]}: {rate:.0f} posts/s", flush=True)
         try:
@@ -443,12 +483,23 @@ def main() -> None:
     print("|---|---|---|---|")
     for name, value in rows:
         print(f"| {name} | {value:.0f} | {value / model_rate:.2f} | {value / floor_rate:.3f} |")
+    print(f"\nCPU seconds per process during each pipeline run ({os.cpu_count()} cores):")
+    print("| run | seconds | " + " | ".join(next(iter(CPU.values()))[0]) + " |")
+    print("|---|---|" + "---|" * len(next(iter(CPU.values()))[0]))
+    for agents, (used, seconds) in CPU.items():
+        cells = " | ".join(f"{v:.0f} ({v / seconds:.0%} of a core)" for v in used.values())
+        print(f"| {agents} | {seconds:.0f} | {cells} |")
     span = f"{args.profile_s} s" if args.profile_s else "the whole run"
     print(f"\nEvery agent, CPU samples of the workers by part ({span}, py-spy at 100 Hz):")
     print("| part | share |")
     print("|---|---|")
     for part, share in shares.items():
         print(f"| {part} | {share:.1%} |")
+    print("\nThe same samples by the stage they worked for (the outermost frame of ours):")
+    print("| stage | share |")
+    print("|---|---|")
+    for stage, share in stages.items():
+        print(f"| {stage} | {share:.1%} |")
     print("\nWritten per post (every agent, incl. the paced posts):")
     print("| topic | records/post | bytes/post |")
     print("|---|---|---|")

@@ -168,7 +168,7 @@ def report(stream: ev.GeneratedStream, spec: WindowSpec, settings: Settings, win
             published[key] = {**record, "start": record["window"]["start_ms"]}
     reference = ev.reference_counts(ev.hashtag_mentions(stream.posts), spec, stream.end_ms)
     counts = {k: v["count"] for k, v in published.items()}
-    gaps = ev.discrepancies(counts, reference, settings.trend_min_count)
+    gaps = ev.discrepancies(counts, reference, settings.trend_min_count, settings.trend_hop_min_count)
     alerts = [(a["term"], a["window"]["start_ms"]) for a in alert_records if a["type"] == "spike"]
     warnings = sum(1 for a in alert_records if a["type"] == "early_warning")
     scores = ev.score_alerts(alerts, stream.bursts, spec.window_ms, hours)
@@ -176,7 +176,8 @@ def report(stream: ev.GeneratedStream, spec: WindowSpec, settings: Settings, win
     print(
         f"replayed {len(stream.posts)} posts in {elapsed:.0f}s ({len(stream.posts) / elapsed:.0f} posts/s end to end)"
     )
-    print(f"windows compared: {gaps['compared']} (count >= {settings.trend_min_count}); missing {gaps['missing']}, "
+    print(f"windows compared: {gaps['compared']} (count >= {settings.trend_min_count}, hopping >= "
+          f"{settings.trend_hop_min_count}); missing {gaps['missing']}, "
           f"extra {gaps['extra']}, wrong count {gaps['wrong_count']}; "
           f"published more than once: {sum(1 for c in copies.values() if c > 1)}")  # fmt: skip
     wrong = [(k, counts[k], reference.get(k)) for k in counts if reference.get(k) != counts[k]]

@@ -145,6 +145,12 @@ ENV: list[tuple[str, str, str, str]] = [
         "Posts dated further than this after their enrichment are left out of trends (metric)",
     ),
     ("trend_min_count", "STREAMS_TREND_MIN_COUNT", "2", "Least count of a window published to trends.windows"),
+    (
+        "trend_hop_min_count",
+        "STREAMS_TREND_HOP_MIN_COUNT",
+        "5",
+        "Least count of a hopping window published (a mention is in size/advance of them: 10 by default)",
+    ),
     ("trend_alert_z", "STREAMS_TREND_ALERT_Z", "5.0", "Spike: standard deviations above the baseline"),
     (
         "trend_alert_z_sustained",
@@ -246,6 +252,7 @@ class Settings:
     trend_idle_s: float
     trend_max_future_s: int
     trend_min_count: int
+    trend_hop_min_count: int
     trend_alert_z: float
     trend_alert_z_sustained: float
     trend_alert_ratio: float
@@ -347,6 +354,7 @@ class Settings:
         _require(self.trend_idle_s > 0, "STREAMS_TREND_IDLE_S", "must be above 0")
         _require(self.trend_max_future_s >= 0, "STREAMS_TREND_MAX_FUTURE_S", "must be 0 or more")
         _require(self.trend_min_count >= 1, "STREAMS_TREND_MIN_COUNT", "must be at least 1")
+        _require(self.trend_hop_min_count >= 1, "STREAMS_TREND_HOP_MIN_COUNT", "must be at least 1")
         _require(self.trend_alert_z > 0, "STREAMS_TREND_ALERT_Z", "must be above 0")
         _require(self.trend_alert_z_sustained > 0, "STREAMS_TREND_ALERT_Z_SUSTAINED", "must be above 0")
         _require(self.trend_alert_ratio >= 1, "STREAMS_TREND_ALERT_RATIO", "must be at least 1")
@@ -412,6 +420,11 @@ class Settings:
             self.topic_trends,
             self.topic_alerts,
         ]
+
+
+def default(name: str) -> str:
+    """A setting's default, as its variable would be written."""
+    return next(value for field_name, _, value, _ in ENV if field_name == name)
 
 
 def _require(ok: bool, var: str, message: str) -> None:

@@ -210,7 +210,7 @@ class WindowsStage:
         for window in result.windows:
             if window["type"] == "tumbling":
                 self.latest.remember(state, window)
-            if window["count"] < s.trend_min_count:
+            if window["count"] < (s.trend_min_count if window["type"] == "tumbling" else s.trend_hop_min_count):
                 continue
             record = windows.window_record(kind, term, label, window)
             pending.append(await self.windows_out.send(key=key, value=orjson.dumps(record)))

@@ -18,6 +18,7 @@ from typing import Any
 
 from kafka.partitioner.default import murmur2
 
+from streams import settings
 from streams.trends import windows as trend_windows
 from streams.trends.state import Mention, TermState, new_state
 from streams.trends.windows import WindowSpec
@@ -185,11 +186,25 @@ def hashtag_mentions(posts: list[dict[str, Any]]) -> list[tuple[str, int]]:
     return [(tag.casefold(), post["created_at"]) for post in posts for tag in post.get("hashtags", [])]
 
 
+def publishable(
+    reference: dict[tuple[str, str, int], int], min_count: int = 2, hop_min_count: int | None = None
+) -> dict[tuple[str, str, int], int]:
+    """The reference windows the worker publishes: min_count or more, hop_min_count or more
+    for hopping ones (default: the worker's default, STREAMS_TREND_HOP_MIN_COUNT)."""
+    hop = int(settings.default("trend_hop_min_count")) if hop_min_count is None else hop_min_count
+    least = {"tumbling": min_count, "hopping": hop}
+    return {k: v for k, v in reference.items() if v >= least[k[1]]}
+
+
 def discrepancies(
-    published: dict[tuple[str, str, int], int], reference: dict[tuple[str, str, int], int], min_count: int
+    published: dict[tuple[str, str, int], int],
+    reference: dict[tuple[str, str, int], int],
+    min_count: int,
+    hop_min_count: int | None = None,
 ) -> dict[str, int]:
-    """Windows missing, extra, or with another count than the reference (over windows with min_count or more)."""
-    wanted = {k: v for k, v in reference.items() if v >= min_count}
+    """Windows missing, extra, or with another count than the reference (over the windows the
+    worker publishes: ``publishable``)."""
+    wanted = publishable(reference, min_count, hop_min_count)
     return {
         "missing": sum(1 for k in wanted if k not in published),
         "extra": sum(1 for k in published if k not in wanted),

@@ -95,7 +95,7 @@ def test_the_sink_writes_every_record_once_through_two_sigkills(pipeline: Pipeli
 
     enriched = pipeline.consume_keys("enriched", {i.encode() for i in ids}, 240)
     reference = ev.reference_counts(ev.hashtag_mentions(stream.posts), SPEC, stream.end_ms)
-    wanted = {k for k, v in reference.items() if v >= 2}
+    wanted = set(ev.publishable(reference))
     trends = f"{pipeline.name}.trends"
     pipeline.read(trends, lambda rs: wanted <= {k for k, _ in hashtag_windows(rs, stream.end_ms)}, 180)
     windows = pipeline.read(trends, lambda rs: False, 3)  # all there is now

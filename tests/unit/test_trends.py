@@ -169,7 +169,7 @@ def test_offline_run_matches_the_brute_force_reference(seed: int) -> None:
     published = {k: w["count"] for k, w in run.windows.items() if w["end"] <= stream.end_ms}
     reference = evaluation.reference_counts(evaluation.hashtag_mentions(stream.posts), SPEC, stream.end_ms)
     assert run.late == 0
-    assert evaluation.discrepancies(published, reference, 1) == {
+    assert evaluation.discrepancies(published, reference, 1, 1) == {
         "missing": 0, "extra": 0, "wrong_count": 0, "compared": len(reference),
     }  # fmt: skip
 
@@ -204,3 +204,9 @@ def test_combined_mentions_go_where_a_message_keyed_by_the_term_would() -> None:
     assert [sender.partition_of(k) for k in keys] == [
         DefaultPartitioner()(k.encode(), partitions, partitions) for k in keys
     ]
+
+
+def test_only_busy_hopping_windows_are_compared_and_published_by_default() -> None:
+    reference = {("a", "tumbling", 0): 2, ("a", "hopping", 0): 4, ("a", "hopping", 60_000): 5}
+    assert evaluation.publishable(reference) == {("a", "tumbling", 0): 2, ("a", "hopping", 60_000): 5}
+    assert evaluation.publishable(reference, 2, 2) == reference
