@@ -47,11 +47,15 @@ class TopicClusterer:
         self.applied = int(state.get("applied", -1))  # last input offset assigned
 
     def state(self) -> dict[str, Any]:
+        """A snapshot: Faust serialises a table value when its changelog record leaves the
+        producer's buffer, later than the write; live lists would be serialised with the
+        topics assigned since, beside centroids and terms encoded now (a restored state whose
+        lists disagree in length)."""
         return {
             "dim": self.dim,
             "centroids": _encode(self.centroids) if len(self.ids) else "",
-            "ids": self.ids,
-            "sizes": self.sizes,
+            "ids": list(self.ids),
+            "sizes": list(self.sizes),
             "terms": [dict(t) for t in self.terms],
             "next_id": self.next_id,
             "applied": self.applied,

@@ -160,6 +160,18 @@ def test_topics_group_close_embeddings_and_keep_their_ids() -> None:
     assert restored.assign(a, ["apple"]) == ("topic-0", "apple · iphone")
 
 
+def test_a_topic_state_is_a_snapshot_not_the_live_lists() -> None:
+    # Faust serialises a table value when it leaves the producer's buffer: topics assigned in
+    # between must not slip into the saved lists beside the centroids encoded before them.
+    clusterer = TopicClusterer(similarity=0.9, max_topics=5)
+    clusterer.assign([1.0, 0.0, 0.0], ["apple"])
+    saved = clusterer.state()
+    clusterer.assign([0.0, 1.0, 0.0], ["rain"])
+    assert (saved["ids"], saved["sizes"], len(saved["terms"])) == ([0], [1], 1)
+    restored = TopicClusterer(0.9, 5, saved)
+    assert restored.assign([0.0, 0.0, 1.0], ["new"]) == ("topic-1", "new")
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_offline_run_matches_the_brute_force_reference(seed: int) -> None:
     shape = evaluation.StreamShape(hours=0.4, posts_per_minute=60, bursts=2)
