@@ -20,7 +20,8 @@ One local broker (on the same cores, as in the demo), the same real tweets
    seconds): the share of CPU samples per part (by the innermost frame that names one);
 5. records and bytes written per post on each topic of run 4 (outputs, repartition
    topics, changelogs), and the CPU seconds of each worker and of the broker during
-   runs 3 and 4;
+   runs 3 and 4, and the whole machine's (the benchmark's own polling and py-spy
+   included);
 6. end-to-end latency at half the rate run 4 sustained, paced for ``--paced-s``
    seconds into the same workers: p50, p90 and p99 of ``streams_end_to_end_seconds``
    (append to posts.raw -> enriched record acknowledged), from the histogram's buckets.
@@ -285,6 +286,7 @@ def pipeline(
         wait_healthy(settings, workers)
         processes = {f"worker {i}": w.pid for i, w in enumerate(workers)} | {"broker": broker_pid()}
         cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
+        cpu_before["machine (all processes)"] = machine_busy_seconds()
         started = time.monotonic()
         profiles = [] if profile_dir is None else start_profiles(workers, args.profile_s, profile_dir)
         done = wait_count(bootstrap, settings.topic_enriched, len(posts), 1800)
@@ -301,7 +303,9 @@ def pipeline(
     except BaseException:
         stop_workers(workers)
         raise
-    CPU[agents] = ({name: cpu_seconds(processes[name]) - spent for name, spent in cpu_before.items()}, done - started)
+    now = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
+    now["machine (all processes)"] = machine_busy_seconds()
+    CPU[agents] = ({name: now[name] - spent for name, spent in cpu_before.items()}, done - started)
     return len(posts) / (done - started), settings, workers, [path for _, path in profiles]
 
 
@@ -309,6 +313,12 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU seconds a process has used so far (/proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores; /proc/stat, not idle or iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def broker_pid() -> int | None:

@@ -1,8 +1,7 @@
 """The enrich agent: reads ``posts.raw``, writes ``posts.enriched``,
 ``posts.flagged`` and ``posts.deadletter``.
 
-validate -> dedupe -> model micro-batch (off the event loop, in chunks whose
-outputs are sent while the next chunk runs) -> publish.
+validate -> dedupe -> model micro-batch (off the event loop) -> publish.
 Offsets advance only after every output of a batch is acknowledged by the
 broker: the batch loop (``streams.batches``) acks the batch when ``process``
 returns, and ``process`` awaits each send's delivery first; when a send fails
@@ -32,8 +31,6 @@ from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
 PURGE_INTERVAL_S = 60.0
-# Posts per inference call within a batch; each chunk's outputs are sent while the next one runs.
-ENRICH_CHUNK = 16
 
 
 @dataclass
@@ -101,14 +98,10 @@ class EnrichAgent:
 
     async def publish(self, outputs: list[Output]) -> None:
         """Send every output and wait until the broker has acknowledged each."""
-        await self.settle([(output, await self.send(output)) for output in outputs])
-
-    async def settle(self, sent: list[tuple[Output, Any]]) -> None:
-        """Wait until the broker has acknowledged each sent output; a refused one is retried
-        as a dead letter, anything else fails the batch."""
-        results = await asyncio.gather(*(pending for _, pending in sent), return_exceptions=True)
+        pending = [await self.send(output) for output in outputs]
+        results = await asyncio.gather(*pending, return_exceptions=True)
         retry: list[Output] = []
-        for (output, _), result in zip(sent, results, strict=True):
+        for output, result in zip(outputs, results, strict=True):
             if isinstance(result, BaseException):
                 retry.append(self.too_large_or_raise(output, result))
                 continue
@@ -135,16 +128,10 @@ class EnrichAgent:
             self.metrics.end_to_end_seconds.observe(max(0.0, (now_ms() - appended_ms) / 1000))
 
     async def process(self, events: list[EventT]) -> None:
-        """Triage, then enrich the batch in chunks, sending each chunk's outputs as soon as it
-        is done: the broker acknowledges one chunk while the model works on the next (inference
-        runs off the event loop), instead of inference and delivery taking turns. The batch
-        still ends only when every output is acknowledged."""
-        valid, dead = self.triage(events)
-        sent = [(output, await self.send(output)) for output in dead]
-        for start in range(0, len(valid), ENRICH_CHUNK):
-            for output in await self.enrich(valid[start : start + ENRICH_CHUNK]):
-                sent.append((output, await self.send(output)))
-        await self.settle(sent)
+        valid, outputs = self.triage(events)
+        if valid:
+            outputs += await self.enrich(valid)
+        await self.publish(outputs)
         progress = self.rt.progress
         for event in events:
             progress.record(event.message.partition, event.message.offset)
