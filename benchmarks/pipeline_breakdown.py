@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import dataclasses
 import multiprocessing
 import os
 import shutil
@@ -44,7 +43,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +52,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline_throughput import real_tweets  # noqa: E402
+from trends import fresh_settings  # noqa: E402
 
 from streams.demo import start_broker, start_workers, stop_broker, stop_workers, wait_healthy  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -86,13 +85,6 @@ AGENTS = (
     ("profiles", ("streams/profiles/",)),
     ("metrics, health, views", ("streams/web/", "streams/metrics.py")),
 )
-
-
-def bench_settings(bootstrap: str, partitions: int, label: str) -> Settings:
-    name = f"{label}{uuid.uuid4().hex[:6]}"
-    topics = {f"topic_{t}": f"{name}.{t}" for t in ("raw", "enriched", "flagged", "deadletter", "trends", "alerts",
-                                                    "profiles", "erasure")}  # fmt: skip
-    return dataclasses.replace(Settings.from_env(), bootstrap=bootstrap, app_id=name, partitions=partitions, **topics)
 
 
 def produce(bootstrap: str, topic: str, posts: list[bytes], rate: float | None = None) -> None:
@@ -163,7 +155,7 @@ def _copy_process(bootstrap: str, source: str, target: str, group: str) -> None:
 
 
 def floor(bootstrap: str, posts: list[bytes], workers: int, partitions: int) -> float:
-    settings = bench_settings(bootstrap, partitions, "floor")
+    settings = fresh_settings(bootstrap, partitions, "floor")
     ensure_topics(settings)
     produce(bootstrap, settings.topic_raw, posts)
     context = multiprocessing.get_context("spawn")
@@ -241,17 +233,12 @@ def in_processes(target: Any, shares: list[Any]) -> float:
 def inference_as_served(posts: list[bytes], workers: int) -> float:
     """The enrich step without Kafka: parse, model, explanations (occlusion of flagged posts),
     language, privacy, the record as JSON."""
-    os.environ.setdefault("STREAMS_DEV_MODE", "1")
+    if not (os.environ.get("STREAMS_PSEUDONYM_SECRET") or os.environ.get("STREAMS_PSEUDONYM_SECRET_FILE")):
+        os.environ["STREAMS_DEV_MODE"] = "1"  # as start_workers does: no key, the public development one
     return len(posts) / in_processes(_enrich_process, [posts[i::workers] for i in range(workers)])
 
 
 # 3, 4. The pipeline --------------------------------------------------------------------------
-
-
-def worker_env(settings: Settings, agents: str) -> None:
-    """start_workers passes this process's environment to the workers."""
-    os.environ.update({var: value for var, value in settings.describe().items() if value and value != "***"})
-    os.environ["STREAMS_AGENTS"] = agents
 
 
 def group_done(bootstrap: str, group: str, topics: list[str]) -> bool:
@@ -277,10 +264,10 @@ def pipeline(
     bootstrap: str, posts: list[bytes], args: argparse.Namespace, agents: str, profile_dir: Path | None
 ) -> tuple[float, Settings, list[Any], list[Path]]:
     """Posts/s until the work is done; the workers are left running (for the paced run)."""
-    settings = bench_settings(bootstrap, args.partitions, "pipe")
+    settings = fresh_settings(bootstrap, args.partitions, "pipe")
     ensure_topics(settings)
     produce(bootstrap, settings.topic_raw, posts)
-    worker_env(settings, agents)
+    os.environ["STREAMS_AGENTS"] = agents  # start_workers hands this process's environment on
     workers = start_workers(settings, args.workers)
     try:
         wait_healthy(settings, workers)

@@ -46,8 +46,10 @@ from streams.trends.windows import WindowSpec  # noqa: E402
 SEMEVAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "semeval2017"
 
 
-def fresh_settings(bootstrap: str, partitions: int) -> Settings:
-    name = f"trends{uuid.uuid4().hex[:6]}"
+def fresh_settings(bootstrap: str, partitions: int, label: str = "trends") -> Settings:
+    """Settings naming fresh topics, also put in this process's environment (which
+    start_workers hands to the workers)."""
+    name = f"{label}{uuid.uuid4().hex[:6]}"
     topics = {f"topic_{t}": f"{name}.{t}" for t in ("raw", "enriched", "flagged", "deadletter", "trends", "alerts",
                                                     "profiles", "erasure")}  # fmt: skip
     settings = dataclasses.replace(

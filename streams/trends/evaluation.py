@@ -16,11 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kafka.partitioner.default import murmur2
-
 from streams import settings
 from streams.trends import windows as trend_windows
-from streams.trends.state import Mention, TermState, new_state
+from streams.trends.state import Mention, TermState, key_partition, new_state
 from streams.trends.windows import WindowSpec
 
 DAY_MS = 86_400_000
@@ -148,7 +146,7 @@ def sentinel_ids(partitions: int) -> list[str]:
     index = 0
     while len(found) < partitions:
         post_id = f"end-of-stream-{index}"
-        found.setdefault((murmur2(post_id.encode()) & 0x7FFFFFFF) % partitions, post_id)
+        found.setdefault(key_partition(post_id.encode(), partitions), post_id)
         index += 1
     return [found[p] for p in range(partitions)]
 

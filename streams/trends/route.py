@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
-from aiokafka.partitioner import murmur2
 from faust.types import TP, TopicT
 
 from streams.faust_compat import processing
@@ -32,6 +31,7 @@ from streams.trends.state import (
     encode_mentions,
     encode_terms,
     encode_watermark,
+    key_partition,
     mention_of,
     term_key,
 )
@@ -66,7 +66,7 @@ class TermSender:
     def partition_of(self, key: str) -> int:
         """The partition a message keyed by ``key`` goes to (the producer's default partitioner):
         a term's state stays where keyed messages put it."""
-        return (murmur2(key.encode()) & 0x7FFFFFFF) % self.partitions
+        return key_partition(key.encode(), self.partitions)
 
     async def combined(self, per_key: dict[str, list[Mention]]) -> list[Any]:
         """Many terms' mentions: one message per destination partition; the pending sends."""

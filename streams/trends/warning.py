@@ -23,6 +23,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from streams.trends.detect import expected_count
+
 WEIGHTS_FILE = Path(__file__).with_name("early_warning.json")
 FEATURES = ("count", "last_10", "baseline", "fast", "expected", "growth", "seen", "hashtag")
 
@@ -48,13 +50,12 @@ def load(path: Path = WEIGHTS_FILE) -> Warning:
 def features(model: dict[str, Any], count: int, growth: float, hashtag: bool) -> list[float]:
     """The features of a closed window, from the detector state after it observed the window.
     Counts enter as log1p: a burst's size spans three orders of magnitude."""
-    expected = float(model.get("probability", 0.0) * (model.get("size") or 0.0))
     return [
         math.log1p(count),
         math.log1p(sum(model.get("recent", ()))),
         math.log1p(model["mean"]),
         math.log1p(model.get("fast", 0.0)),
-        math.log1p(expected),
+        math.log1p(expected_count(model)),
         math.log1p(growth),
         math.log1p(model.get("seen", 0)),
         1.0 if hashtag else 0.0,
