@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 
 import faust
-from faust.types import StreamT
 
 from streams import faust_compat
 from streams.commits import CommitGate, guard_commits
@@ -27,6 +26,7 @@ from streams.profiles.agent import ProfilesAgent, install_profiles
 from streams.rebalance import RebalanceTimer
 from streams.runtime import MAX_RECORD_BYTES, Runtime
 from streams.settings import Settings
+from streams.transactions import SourceTransactions
 from streams.trends.agent import Trends, install_trends
 from streams.web.views import install_views
 
@@ -101,41 +101,24 @@ def install_agents(runtime: Runtime) -> None:
     routers: list[Router] = [stage for stage in (profiles, trends.route if trends else None) if stage is not None]
     install_fanout(runtime, routers, read_erasure=profiles is not None)
     install_start_checks(runtime)
-    if runtime.commit_gate is not None:
-        anchor_output_topics(runtime)
     install_views(runtime, profiles, trends.query if trends else None)
 
 
 def install_start_checks(runtime: Runtime) -> None:
-    """Once the consumer exists: check its internals; in exactly-once mode route commits
+    """Check the consumer's internals once it runs; in exactly-once mode route commits
     through the gate and each send into the transaction of its input."""
     app, gate = runtime.app, runtime.commit_gate
+    if gate is not None:
+        # Not in a task: Faust starts app tasks only after the first recovery, and agents
+        # may process (and send) before. Not at build time either: Faust decides whether
+        # the consumer uses transactions when it is built, from whether it runs in a worker.
+        def install_exactly_once() -> None:
+            transactions = SourceTransactions(app, gate, runtime.on_roll_back)
+            transactions.install()
+            guard_commits(app, gate, transactions)
+
+        runtime.on_worker_start.append(install_exactly_once)
 
     @app.task
-    async def check_consumer_and_gate_commits() -> None:
+    async def check_consumer() -> None:
         faust_compat.check_consumer(app.consumer)
-        if gate is not None:
-            guard_commits(app, gate)
-            faust_compat.send_in_source_transactions(app)
-
-
-def anchor_output_topics(runtime: Runtime) -> None:
-    """In exactly-once mode, subscribe to the topics the app only writes, and drop what comes.
-
-    Faust picks a record's transaction from its partition in the consumer's metadata; a
-    topic the app does not read is not there, and its records are sent outside any
-    transaction: visible at once, and sent again after a crash. Reading them puts them
-    in the metadata (and in the assignor's groups), so their records join the
-    transaction of their partition like every other output.
-    """
-    settings = runtime.settings
-    written = [settings.topic_flagged, settings.topic_deadletter, settings.topic_trends, settings.topic_alerts]
-    if "profiles" in settings.agent_names:
-        written.append(settings.topic_profiles)
-    topics = [runtime.topics.get(name) or runtime.app.topic(name, value_serializer="raw") for name in written]
-    source = runtime.app.topic(*[t.get_topic_name() for t in topics], value_serializer="raw", key_serializer="raw")
-
-    @runtime.agent(source, name="exactly-once-anchor")
-    async def anchor(stream: StreamT) -> None:
-        async for _ in stream.events():
-            pass

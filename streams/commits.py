@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,11 +28,13 @@ import faust
 from faust.types import StreamT
 
 from streams import faust_compat
+from streams.transactions import SourceTransactions
 
 log = logging.getLogger(__name__)
 # A commit waits this long for the batches in flight; past it, it goes ahead (and says so).
 BATCH_WAIT_S = 60.0
 BUFFER_WAIT_S = 30.0
+REBALANCE_POLL_S = 0.1
 
 
 class CommitGate:
@@ -40,6 +42,8 @@ class CommitGate:
         self.in_flight = 0
         self.committing = False
         self.changed = asyncio.Condition()
+        # True while the group rebalances (set by guard_commits): timers wait it out.
+        self.rebalancing: Callable[[], bool] = lambda: False
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
@@ -69,15 +73,21 @@ class CommitGate:
                 self.changed.notify_all()
 
 
-def guard_commits(app: faust.App, gate: CommitGate) -> None:
-    """Route every commit of Faust's consumer through the gate."""
+def guard_commits(app: faust.App, gate: CommitGate, transactions: SourceTransactions) -> None:
+    """Route every commit of Faust's consumer through the gate; commit every transaction holding records."""
+    gate.rebalancing = lambda: bool(app.rebalancing)
+
+    one_at_a_time = asyncio.Lock()  # a second commit would commit records whose offsets the first holds
 
     def gated_commit(commit: faust_compat.CommitFn) -> faust_compat.CommitFn:
         async def commit_whole_batches(*args: Any, **kwargs: Any) -> bool:
-            async with gate.commit():
+            async with one_at_a_time, gate.commit():
                 # Table writes buffered by Faust join the open transactions before they commit.
                 await faust_compat.flush_producer_buffer(app, time.monotonic() + BUFFER_WAIT_S, time.monotonic)
-                return await commit(*args, **kwargs)
+                done = await commit(*args, **kwargs)
+                # Timers' records, where no new offsets came; none begun after the last commit of a stop.
+                await transactions.commit_written(begin=kwargs.get("start_new_transaction", True))
+                return done
 
         return commit_whole_batches
 
@@ -86,10 +96,16 @@ def guard_commits(app: faust.App, gate: CommitGate) -> None:
 
 @asynccontextmanager
 async def gated(gate: CommitGate | None) -> AsyncIterator[None]:
-    """Work outside any batch (a timer's) that no commit may split."""
+    """Work outside any batch (a timer's) that no commit may split.
+
+    It waits while the group rebalances: the transactions of the revoked partitions
+    are gone, and the tables of the partitions assigned are still being recovered.
+    """
     if gate is None:
         yield
         return
+    while gate.rebalancing():
+        await asyncio.sleep(REBALANCE_POLL_S)
     async with gate.batch():
         yield
 

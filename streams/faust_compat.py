@@ -43,13 +43,16 @@ REQUIRED: list[tuple[Any, str, str]] = [
     (Consumer, "_add_gap", "gap repair marks ranges read back as handled"),
     (Consumer, "commit", "exactly-once routes commits through the commit gate"),
     (Consumer, "ack", "a failed batch's acknowledgements are withheld"),
+    (Consumer, "_acked", "exactly-once commits a timer's records only where no input offset is pending"),
+    (Consumer, "on_partitions_revoked", "exactly-once commits before Faust forgets the revoked acknowledgements"),
     (faust.streams, "_current_event", "table writes go to the partition of the event they belong to"),
     (faust.Stream, "take_events", "agents read micro-batches of events"),
     (faust.Stream, "ack", "exactly-once acknowledges a batch inside the commit gate"),
     (Collection, "send_changelog", "expired de-duplication ids leave the changelog"),
     (Collection, "data", "tables are scanned for expiry and reindexing"),
     (TransactionManager, "send", "exactly-once sends join the transaction of their input"),
-    (TransactionManager, "transactional_id_format", "exactly-once names transactions as Faust does"),
+    (TransactionManager, "on_rebalance", "exactly-once keeps a producer per active partition"),
+    (TransactionManager, "_tps_to_transactional_ids", "exactly-once names transactions as Faust does"),
     (faust.App, "_on_agent_error", "agent crashes are counted and reported by /health"),
     (PartitionAssignor, "_topic_groups", "exactly-once finds the topic group of an input partition"),
 ]
@@ -144,49 +147,86 @@ def current_source() -> TP | None:
     return TP(message.topic, message.partition) if message is not None else None
 
 
-def send_in_source_transactions(app: faust.App) -> None:
-    """Make every exactly-once send join the transaction of the input partition it was made for.
+def pending_acks(consumer: Any) -> set[TP]:
+    """The partitions with acknowledged offsets the consumer has not committed yet."""
+    return {tp for tp, acked in consumer._acked.items() if acked}
 
-    Faust picks a record's transaction from the record's *own* partition (its topic's
-    group and partition), but starts transactional producers only for the partitions
-    the worker is assigned. A worker that writes to a partition of a repartition or
-    output topic owned by another worker has no producer for it (``ProducerSendError:
-    No transaction producer found``). Faust's rule stays where the worker can follow
-    it: all records for one output partition then go through one producer, in the order
-    they were sent (trend watermarks rely on that). Where it cannot, the record joins
-    the transaction of the input partition it was made for (the current event's, set
-    by ``processing``), whose offsets Faust commits in that same transaction: Kafka
-    Streams' rule of one producer per input partition.
-    """
-    manager: Any = app.consumer.transactions  # Any: its producer's transaction table is undeclared
+
+def acked_offsets(consumer: Any, tp: TP) -> dict[str, Any]:
+    """What the consumer holds for ``tp``: committed offset, acknowledged offsets, gaps (a diagnosis)."""
+    acked = consumer._acked.get(tp) or []
+    return {"committed": consumer._committed_offset.get(tp), "acked": f"{min(acked)}..{max(acked)} ({len(acked)})"
+            if acked else "none", "gaps": len(consumer._gap.get(tp) or ())}  # fmt: skip
+
+
+async def abort_transaction(producer: Any, tid: str) -> None:
+    """Abort the open transaction ``tid`` and begin the next."""
+    async with producer._trn_locks[tid]:
+        transactional = producer._transaction_producers.get(tid)
+        if transactional is not None:
+            await transactional.abort_transaction()
+            await transactional.begin_transaction()
+
+
+def track_key_partitions(table: Any) -> None:
+    """Record the changelog partition of every key the table writes (the memory store records
+    only the keys it recovers), so a partition's keys can be forgotten."""
+    store = table.data
+    if not hasattr(store, "_key_partition"):
+        return
+    send = table.send_changelog
+
+    def send_and_track(partition: int | None, key: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if partition is not None:
+            store._key_partition[key] = partition
+        return send(partition, key, value, *args, **kwargs)
+
+    table.send_changelog = send_and_track
+
+
+def forget_partition(app: faust.App, table: Any, partition: int) -> int:
+    """Drop the table's in-memory rows of ``partition`` and have recovery read its changelog
+    partition from the start when it is assigned again; the rows dropped."""
+    store = table.data
+    keys = [key for key, p in getattr(store, "_key_partition", {}).items() if p == partition]
+    for key in keys:
+        store.data.pop(key, None)
+        store._key_partition.pop(key, None)
+    changelog = TP(table.changelog_topic.get_topic_name(), partition)
+    tables: Any = app.tables  # Any: the table manager's recovery is undeclared
+    recovery = tables.recovery
+    recovery.active_offsets.pop(changelog, None)
+    return len(keys)
+
+
+def transaction_producers(manager: Any) -> dict[str, Any]:
+    """The transactional producers Faust's producer holds, by transactional id."""
+    producers: dict[str, Any] = manager.producer._transaction_producers
+    return producers
+
+
+def topic_group(app: faust.App, topic: str) -> int | None:
+    """The topic group Faust's assignor put ``topic`` in (None: the app neither reads nor
+    recovers it)."""
     assignor: Any = app.assignor  # Any: its topic groups are undeclared
-    faust_send = manager.send
+    group = assignor._topic_groups.get(topic)
+    return int(group) if group is not None else None
 
-    async def send(
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-        *,
-        transactional_id: str | None = None,
-    ) -> Any:
-        owned = manager.producer._transaction_producers
-        p = manager.consumer.key_partition(topic, key, partition)
-        if transaction_of(topic, p) in owned:  # Faust's own rule, when this worker can follow it
-            return await faust_send(topic, key, value, partition, timestamp, headers)
-        source = current_source()
-        tid = transaction_of(source.topic, source.partition) if source is not None else None
-        if tid in owned:
-            return await manager.producer.send(topic, key, value, p, timestamp, headers, transactional_id=tid)
-        return await faust_send(topic, key, value, partition, timestamp, headers)  # Faust's error says why
 
-    def transaction_of(topic: str, partition: int | None) -> str | None:
-        group = assignor._topic_groups.get(topic)
-        return None if group is None or partition is None else f"{app.conf.id}-{group}-{partition}"
+def active_transactional_ids(manager: Any, assigned: set[TP]) -> set[str]:
+    """Faust's transactional ids of the partitions in ``assigned`` that are active, not standby."""
+    tids: set[str] = manager._tps_to_transactional_ids(assigned)
+    return tids
 
-    manager.send = send
+
+async def commit_transaction(producer: Any, tid: str, begin: bool) -> None:
+    """Commit the open transaction ``tid`` (no offsets) and, with ``begin``, begin the next, as Faust's commit does."""
+    async with producer._trn_locks[tid]:
+        transactional = producer._transaction_producers.get(tid)
+        if transactional is not None:
+            await transactional.commit_transaction()
+            if begin:
+                await transactional.begin_transaction()
 
 
 # --- streams and tables ---------------------------------------------------------------

@@ -78,15 +78,22 @@ class GapRepair:
     async def fill(self, events: list[Any]) -> list[Any]:
         """``events`` with the records skipped before any of them put back in place, and
         without the records delivered again in this generation (already processed here:
-        a second pass would publish its outputs twice, which exactly-once cannot hide)."""
+        a second pass would publish its outputs twice, which exactly-once cannot hide)
+        or of a partition no longer assigned (its new owner processes them, and in
+        exactly-once mode this worker's transaction for it is gone)."""
         app = self.app
         if app.consumer_generation_id != self.generation:
             self.generation = app.consumer_generation_id
             self.next_offset.clear()
         checking = time.time() - self.rebalances.started_at <= CHECK_AFTER_REBALANCE_S
+        assigned = app.consumer.assignment()
         out: list[Any] = []
         for event in events:
             tp = event.message.tp
+            if tp not in assigned:  # taken before a rebalance moved its partition: the new owner reads it
+                faust_compat.withhold_acks([event])
+                self.metrics.records_revoked.labels(tp.topic).inc()
+                continue
             offset = event.message.offset
             expected = self.next_offset.get(tp)
             if expected is not None and offset < expected:

@@ -104,6 +104,12 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.records_revoked = Counter(
+            "streams_records_revoked_total",
+            "Records of a partition revoked while they waited for a batch, left for its new owner",
+            ["topic"],
+            registry=r,
+        )
         self.records_repeated = Counter(
             "streams_records_repeated_total",
             "Records the consumer delivered again in one generation, dropped (processed already)",

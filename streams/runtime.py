@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -119,6 +120,11 @@ class Runtime:
     progress: EnrichProgress = field(default_factory=EnrichProgress)
     rebalances: RebalanceClock = field(default_factory=RebalanceClock)
     commit_gate: CommitGate | None = None  # exactly-once: commits wait for whole batches
+    # Run by the worker once Faust knows it runs in a worker, before the consumer starts.
+    on_worker_start: list[Callable[[], None]] = field(default_factory=list)
+    # Exactly-once: called with the partitions whose aborted work was dropped from the tables;
+    # state derived from those tables is rebuilt from them.
+    on_roll_back: list[Callable[[set[int]], None]] = field(default_factory=list)
     crashes: AgentCrashes = field(init=False)
     # The model's per-head thresholds with the settings' in their place; resolved
     # at start, so a pair that contradicts the model fails before any post is read.

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import faust
 
 from streams.app import build_runtime
+from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
 
+class Worker(faust.Worker):
+    """Faust's worker, running the runtime's start hooks once the app knows it is in a worker."""
+
+    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(runtime.app, **kwargs)
+        self.runtime = runtime
+
+    async def on_start(self) -> None:
+        self.app.in_worker = True  # what Faust's on_start sets first; the hooks build the consumer
+        hooks = self.runtime.on_worker_start
+        while hooks:  # once: Faust calls on_start again when it restarts the worker
+            hooks.pop(0)()
+        await super().on_start()
+
+
 def run_worker(settings: Settings) -> int:
     log.info("settings: %s", settings.describe())
     ensure_topics(settings)
     runtime = build_runtime(settings)
-    worker = faust.Worker(runtime.app, loglevel=settings.log_level.upper(), quiet=True)
+    worker = Worker(runtime, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()
     return 0

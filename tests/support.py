@@ -223,6 +223,18 @@ class Pipeline:
         consumer.close()
         return out
 
+    def end_offsets(self, topic: str) -> str:
+        """Each partition's end for a read_committed reader against its high watermark: where the
+        two differ, a transaction is still open there (what a test failure should show)."""
+        name = self.topics.get(topic, topic)
+        ends = {}
+        for isolation in ("read_committed", "read_uncommitted"):
+            consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, isolation_level=isolation)
+            partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
+            ends[isolation] = [consumer.end_offsets(partitions)[tp] for tp in partitions]
+            consumer.close()
+        return f"{name}: last stable offsets {ends['read_committed']}, high watermarks {ends['read_uncommitted']}"
+
     def metrics(self, index: int) -> str:
         """The Prometheus exposition of the index-th worker."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[index]}/metrics", timeout=10) as response:

@@ -98,6 +98,7 @@ class WindowsStage:
         # The latest watermark event of each partition: table writes of closes go to its partition.
         self.marks: dict[int, EventT] = {}
         self.lock = asyncio.Lock()  # the agent and the idle timer both close windows
+        runtime.on_roll_back.append(self.forget_schedules)
 
     def scheduler(self, partition: int) -> WindowScheduler:
         scheduler = self.schedulers.get(partition)
@@ -113,6 +114,12 @@ class WindowsStage:
         for key, value in list(self.table.data.items()):
             if value is not None and value["p"] == partition:
                 scheduler.on_batch(key, value)
+
+    def forget_schedules(self, partitions: set[int]) -> None:
+        """Exactly-once aborted these partitions' work: schedule them again from their recovered terms."""
+        for partition in partitions:
+            self.schedulers.pop(partition, None)
+            self.marks.pop(partition, None)
 
     def drop_revoked(self) -> None:
         name = self.by_term.get_topic_name()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from faust.types import TP
+from faust.types.tuples import Message
 
 from streams import gaps
 from streams.gaps import GapRepair, RefetchedEvent, RefetchedMessage
@@ -23,6 +24,10 @@ RAW = TP("posts.raw", 0)
 class FakeConsumer:
     _committed_offset: dict[TP, int] = field(default_factory=lambda: {RAW: 10})
     gaps: list[tuple[TP, int, int]] = field(default_factory=list)
+    assigned: set[TP] = field(default_factory=lambda: {RAW})
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
 
     async def _add_gap(self, tp: TP, first: int, last: int) -> None:
         self.gaps.append((tp, first, last))
@@ -32,6 +37,11 @@ class FakeConsumer:
 class FakeApp:
     consumer: FakeConsumer = field(default_factory=FakeConsumer)
     consumer_generation_id: int = 1
+
+
+@dataclass
+class FaustEvent:
+    message: Message
 
 
 def repair_for(app: FakeApp, clock: RebalanceClock | None = None) -> GapRepair:
@@ -98,3 +108,18 @@ def test_a_stale_offset_from_before_a_rebalance_reads_nothing_back(broker: list[
     clock.mark(time.time())  # a rebalance begins; the generation has not changed yet
     assert offsets(asyncio.run(repair.fill([event(51)]))) == [51]
     assert broker == []
+
+
+def test_records_of_a_partition_revoked_while_they_waited_are_left_to_its_new_owner(
+    broker: list[tuple[int, int]],
+) -> None:
+    app = FakeApp()
+    repair = repair_for(app, RebalanceClock(time.time() - gaps.CHECK_AFTER_REBALANCE_S - 1))
+    assert offsets(asyncio.run(repair.fill([event(10), event(11)]))) == [10, 11]
+    app.consumer.assigned = set()  # a rebalance moved the partition away
+    waiting = [
+        FaustEvent(Message(RAW.topic, RAW.partition, o, 0.0, 0, None, b"k", b"v", None, tp=RAW)) for o in (12, 13)
+    ]
+    assert asyncio.run(repair.fill(waiting)) == []
+    # Never acknowledged: no commit of this worker passes them (its transaction for them is gone).
+    assert all(e.message.acked for e in waiting)
