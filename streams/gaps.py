@@ -11,7 +11,9 @@ Every agent passes its events through ``GapRepair.fill``. It keeps, always, the
 next offset expected of each partition in the current generation, and drops a
 record delivered again below it (processed already: counted, not repeated). Shortly after a
 rebalance it checks that each partition's offsets follow on from the committed
-offset; where they jump, it reads the missing records straight from the broker
+offset (asked of the broker when Faust's consumer has forgotten it; for a partition
+never committed, the first offset the log holds: the records skipped can be the
+very first ones); where they jump, it reads the missing records straight from the broker
 (an independent consumer, no group) and puts them in order before the event
 that jumped, and, once the batch is done, tells Faust's consumer the range is
 handled so its commits can pass it. Transaction markers and aborted records
@@ -102,6 +104,8 @@ class GapRepair:
             if checking:
                 if expected is None:
                     expected = faust_compat.committed_offset(app.consumer, tp)
+                if expected is None:  # not known to Faust's consumer: ask the broker
+                    expected = await resume_offset(self.settings, tp)
                 if expected is not None and offset > expected:
                     out += await self.read_back(tp, expected, offset)
             out.append(event)
@@ -125,6 +129,23 @@ class GapRepair:
         for tp, first, last in self.handled:
             await faust_compat.add_gap(self.app.consumer, tp, first, last)
         self.handled.clear()
+
+
+async def resume_offset(settings: Settings, tp: TP) -> int:
+    """Where the group resumes ``tp``: its committed offset on the broker or, with none, the
+    first offset the log holds (``auto_offset_reset=earliest``). Faust's consumer forgets a
+    partition's committed offset at each revocation until it seeks again."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=settings.app_id,
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()  # no subscription: it fetches offsets, it never joins the group
+    try:
+        partition = TopicPartition(tp.topic, tp.partition)
+        committed = await consumer.committed(partition)
+        if committed is not None:
+            return int(committed)
+        return int((await consumer.beginning_offsets([partition]))[partition])
+    finally:
+        await consumer.stop()
 
 
 async def fetch_range(settings: Settings, tp: TP, start: int, end: int) -> tuple[list[RefetchedEvent], int]:

@@ -123,3 +123,18 @@ def test_records_of_a_partition_revoked_while_they_waited_are_left_to_its_new_ow
     assert asyncio.run(repair.fill(waiting)) == []
     # Never acknowledged: no commit of this worker passes them (its transaction for them is gone).
     assert all(e.message.acked for e in waiting)
+
+
+def test_a_partition_never_committed_is_checked_from_the_first_offset_of_its_log(
+    broker: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rebalance before the first commit: the consumer may have jumped over the very first records.
+    async def resume_offset(settings: Settings, tp: TP) -> int:
+        return 0  # no commit on the broker either: the log's first offset
+
+    monkeypatch.setattr(gaps, "resume_offset", resume_offset)
+    app = FakeApp()
+    app.consumer._committed_offset = {}
+    repair = repair_for(app)
+    assert offsets(asyncio.run(repair.fill([event(62), event(63)]))) == [*range(62), 62, 63]
+    assert broker == [(0, 62)]
