@@ -115,7 +115,7 @@ def install_start_checks(runtime: Runtime) -> None:
         def install_exactly_once() -> None:
             transactions = SourceTransactions(app, gate, runtime.on_roll_back)
             transactions.install()
-            guard_commits(app, gate, transactions)
+            guard_commits(app, gate, transactions.commit_written)
 
         runtime.on_worker_start.append(install_exactly_once)
 

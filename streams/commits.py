@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,7 +28,6 @@ import faust
 from faust.types import StreamT
 
 from streams import faust_compat
-from streams.transactions import SourceTransactions
 
 log = logging.getLogger(__name__)
 # A commit waits this long for the batches in flight; past it, it goes ahead (and says so).
@@ -73,8 +72,9 @@ class CommitGate:
                 self.changed.notify_all()
 
 
-def guard_commits(app: faust.App, gate: CommitGate, transactions: SourceTransactions) -> None:
-    """Route every commit of Faust's consumer through the gate; commit every transaction holding records."""
+def guard_commits(app: faust.App, gate: CommitGate, after_commit: Callable[[bool], Awaitable[None]]) -> None:
+    """Route every commit of Faust's consumer through the gate; ``after_commit(begin)`` commits
+    the transactions holding records that Faust's commit left open."""
     gate.rebalancing = lambda: bool(app.rebalancing)
 
     one_at_a_time = asyncio.Lock()  # a second commit would commit records whose offsets the first holds
@@ -86,7 +86,7 @@ def guard_commits(app: faust.App, gate: CommitGate, transactions: SourceTransact
                 await faust_compat.flush_producer_buffer(app, time.monotonic() + BUFFER_WAIT_S, time.monotonic)
                 done = await commit(*args, **kwargs)
                 # Timers' records, where no new offsets came; none begun after the last commit of a stop.
-                await transactions.commit_written(begin=kwargs.get("start_new_transaction", True))
+                await after_commit(kwargs.get("start_new_transaction", True))
                 return done
 
         return commit_whole_batches

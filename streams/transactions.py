@@ -35,16 +35,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 from faust.exceptions import ProducerSendError
 from faust.types import TP
 
 from streams import faust_compat
-
-if TYPE_CHECKING:
-    from streams.commits import CommitGate
+from streams.commits import CommitGate
 
 log = logging.getLogger(__name__)
 HELD_OPEN_WARN_S = 30.0
