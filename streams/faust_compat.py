@@ -159,15 +159,6 @@ def acked_offsets(consumer: Any, tp: TP) -> dict[str, Any]:
             if acked else "none", "gaps": len(consumer._gap.get(tp) or ())}  # fmt: skip
 
 
-async def abort_transaction(producer: Any, tid: str) -> None:
-    """Abort the open transaction ``tid`` and begin the next."""
-    async with producer._trn_locks[tid]:
-        transactional = producer._transaction_producers.get(tid)
-        if transactional is not None:
-            await transactional.abort_transaction()
-            await transactional.begin_transaction()
-
-
 def track_key_partitions(table: Any) -> None:
     """Record the changelog partition of every key the table writes (the memory store records
     only the keys it recovers), so a partition's keys can be forgotten."""
@@ -219,12 +210,13 @@ def active_transactional_ids(manager: Any, assigned: set[TP]) -> set[str]:
     return tids
 
 
-async def commit_transaction(producer: Any, tid: str, begin: bool) -> None:
-    """Commit the open transaction ``tid`` (no offsets) and, with ``begin``, begin the next, as Faust's commit does."""
+async def end_transaction(producer: Any, tid: str, commit: bool, begin: bool) -> None:
+    """Commit (no offsets) or abort the open transaction ``tid`` and, with ``begin``, begin
+    the next, under the lock Faust's own commits take."""
     async with producer._trn_locks[tid]:
         transactional = producer._transaction_producers.get(tid)
         if transactional is not None:
-            await transactional.commit_transaction()
+            await (transactional.commit_transaction() if commit else transactional.abort_transaction())
             if begin:
                 await transactional.begin_transaction()
 

@@ -144,7 +144,7 @@ class SourceTransactions:
             dirty = {tid for tp in revoked if (tid := self.transaction_of(tp.topic, tp.partition)) in self.written}
             for tid in sorted(dirty):
                 if tid in self.producers:
-                    await faust_compat.abort_transaction(producer, tid)
+                    await faust_compat.end_transaction(producer, tid, commit=False, begin=True)
             rolled_back = {tp.partition for tp in revoked if self.transaction_of(tp.topic, tp.partition) in dirty}
             if rolled_back:
                 self.roll_back_tables(dirty, rolled_back)
@@ -203,7 +203,7 @@ class SourceTransactions:
         pending = {self.transaction_of(tp.topic, tp.partition) for tp in waiting}
         for tid in sorted(self.written - pending):
             if tid in self.producers:
-                await faust_compat.commit_transaction(producer, tid, begin)
+                await faust_compat.end_transaction(producer, tid, commit=True, begin=begin)
         self.written &= pending
         self.warn_held_open(waiting)
 
