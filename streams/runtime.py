@@ -54,6 +54,11 @@ class EnrichProgress:
         """The last offset of ``partition`` enriched here, -1 when none."""
         return self.offsets.get(partition, -1)
 
+    def forget(self, partitions: set[int]) -> None:
+        """Exactly-once aborted these partitions' work: they are enriched again from their last commit."""
+        for partition in partitions:
+            self.offsets.pop(partition, None)
+
 
 @dataclass
 class AgentCrashes:
@@ -123,7 +128,7 @@ class Runtime:
     # Run by the worker once Faust knows it runs in a worker, before the consumer starts.
     on_worker_start: list[Callable[[], None]] = field(default_factory=list)
     # Exactly-once: called with the partitions whose aborted work was dropped from the tables;
-    # state derived from those tables is rebuilt from them.
+    # state kept in memory for those partitions (progress, schedules) is forgotten or rebuilt.
     on_roll_back: list[Callable[[set[int]], None]] = field(default_factory=list)
     crashes: AgentCrashes = field(init=False)
     # The model's per-head thresholds with the settings' in their place; resolved
@@ -138,6 +143,7 @@ class Runtime:
             self.model.manifest.thresholds, self.settings.review_threshold, self.settings.block_threshold
         )
         self.crashes = AgentCrashes(self.metrics)
+        self.on_roll_back.append(self.progress.forget)
         faust_compat.on_agent_error(self.app, self.crashes.on_error)
 
     def agent(self, channel: Any, name: str) -> Any:

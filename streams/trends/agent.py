@@ -151,6 +151,7 @@ class WindowsStage:
         self.drop_revoked()
         touched: dict[str, tuple[TermState, EventT]] = {}
         marked: set[int] = set()
+        late: Counter[int] = Counter()
         now = time.monotonic()
         for event in events:
             partition = event.message.partition
@@ -169,8 +170,12 @@ class WindowsStage:
                     state = new_state(*split_key(key), partition)
                 if not is_terms(message) and "label" in message:
                     state["label"] = message["label"]
-                self.add_mentions(state, mentions, scheduler.current)
+                late[partition] += self.add_mentions(state, mentions, scheduler.current)
                 touched[key] = (state, event)
+        for partition, count in late.items():
+            if count:  # the windows they belong to were published without them
+                log.warning("%d mention(s) on trends partition %d came after their window closed (watermark %s)",
+                            count, partition, self.schedulers[partition].current)  # fmt: skip
         for key, (state, event) in touched.items():
             with processing(event):
                 self.table[key] = state
@@ -178,11 +183,13 @@ class WindowsStage:
         for partition in marked:
             await self.close_due(partition, self.marks[partition])
 
-    def add_mentions(self, state: TermState, mentions: list[list[Any]], watermark: int | None) -> None:
+    def add_mentions(self, state: TermState, mentions: list[list[Any]], watermark: int | None) -> int:
+        """Add the mentions to the term's panes; how many came late (their window had closed)."""
         outcomes: Counter[str] = Counter(windows.add(state, Mention.from_wire(raw), self.spec, watermark)
                                          for raw in mentions)  # fmt: skip
         for outcome, count in outcomes.items():
             self.metrics.trend_mentions.labels(outcome).inc(count)
+        return outcomes["late"]
 
     async def close_due(self, partition: int, event: EventT) -> None:
         """Close and publish the windows the partition's watermark has passed."""
@@ -254,7 +261,10 @@ class Trends:
         sender = TermSender(by_term, s.partitions)
         self.latest = LatestWindows()
         self.route = TrendsRouter(runtime.app, s, runtime.metrics, runtime.progress, sender, to_cluster)
+        runtime.on_roll_back.append(self.route.forget)
         self.cluster = ClusterStage(runtime.app, s, to_cluster, sender) if to_cluster is not None else None
+        if self.cluster is not None:
+            runtime.on_roll_back.append(self.cluster.forget)
         self.windows = WindowsStage(runtime, by_term, self.latest, topics_on)
         self.by_term = by_term
         self.query = TrendsQuery(self.windows.table, self.latest, self.windows.detector)

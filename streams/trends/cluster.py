@@ -39,6 +39,13 @@ class ClusterStage:
         self.last_end_at = 0.0
         self.last_event: Any = None  # the latest input event: the heartbeat's reports join its transaction
 
+    def forget(self, partitions: set[int]) -> None:
+        """Exactly-once aborted the clusterer's work: start again from its recovered table state."""
+        if 0 in partitions:
+            self.watermarks.clear()
+            self.clusterer = None
+            self.last_event = None
+
     @property
     def heard_from_all(self) -> bool:
         return len(self.watermarks) >= self.settings.partitions

@@ -106,6 +106,15 @@ class TrendsRouter:
         self.last_broadcast = 0.0
         self.last_end_offsets_at = 0.0
 
+    def forget(self, partitions: set[int]) -> None:
+        """Exactly-once aborted these partitions' work: what was routed from them will be routed
+        again from their last commit. Kept, the old progress would vouch for mentions not yet
+        re-sent: a watermark past them (they would come late) and a false caught-up claim."""
+        for partition in partitions:
+            self.watermark.pop(partition, None)
+            self.offsets.pop(partition, None)
+            self.last_event.pop(partition, None)
+
     async def route(self, events: list[Any], posts: list[dict[str, Any] | None]) -> None:
         """Send the mentions of each fresh post (None: not a post, or one routed before) to its terms' partitions."""
         s = self.settings

@@ -71,13 +71,25 @@ def assert_windows_exact_once(pipeline: Pipeline, stream: ev.GeneratedStream) ->
         committed=True,
     )
     windows = hashtag_windows(trends, stream.end_ms)
-    assert ev.discrepancies(dict(windows), reference, 2) == {
+    published = dict(windows)
+    off = sorted((k, published.get(k), reference[k]) for k in wanted if published.get(k) != reference[k])
+    why = f"(window, published, brute force): {off[:20]}; {pipeline.end_offsets(f'{pipeline.name}.trends')}"
+    assert ev.discrepancies(published, reference, 2) == {
         "missing": 0, "extra": 0, "wrong_count": 0, "compared": len(wanted),
-    }  # fmt: skip
+    }, f"{why}; late: {late_lines(pipeline)}"  # fmt: skip
     # Windows go out once too: trends.windows is written in the transactions of the
     # partitions they were closed for, not beside them.
     assert max(Counter(k for k, _ in windows).values()) == 1, "a window was published twice"
     return wanted
+
+
+def worker_logs(pipeline: Pipeline) -> str:
+    return "".join(path.read_text(errors="replace") for path in sorted(pipeline.log_dir.glob("worker-*.log")))
+
+
+def late_lines(pipeline: Pipeline) -> list[str]:
+    """The workers' reports of mentions that came after their window had closed."""
+    return [line for line in worker_logs(pipeline).splitlines() if "came after their window closed" in line][:5]
 
 
 def once_each(
@@ -142,8 +154,9 @@ def test_exactly_once_with_several_workers_killed_one_at_a_time(
     )
     assert latest_post_counts(profiles) == per_user
 
-    logs = "".join(path.read_text(errors="replace") for path in sorted(pipeline.log_dir.glob("worker-*.log")))
+    logs = worker_logs(pipeline)
     assert "Crashed reason" not in logs and "No transaction producer" not in logs
+    assert not late_lines(pipeline)  # no watermark went past mentions still to come
     record_property(f"exactly_once_{workers}_workers_posts", len(posts))
     print(
         f"exactly-once, {workers} workers, 2 SIGKILLs: {len(posts)} posts, {len(reasons)} dead letters, "
