@@ -20,6 +20,7 @@ from streams.commits import CommitGate, guard_commits
 from streams.fanout import Router, install_fanout
 from streams.inference.session import TextModel
 from streams.ingest.agent import install_enrich
+from streams.media.agent import install_media, requests_topic_name
 from streams.metrics import Metrics
 from streams.privacy.policy import PrivacyPolicy
 from streams.profiles.agent import ProfilesAgent, install_profiles
@@ -83,6 +84,8 @@ def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime
     runtime = Runtime(settings, app, model, Metrics(), privacy)
     for name in (settings.topic_raw, *settings.output_topics):
         runtime.topics[name] = runtime.raw_topic(name)
+    media_requests = requests_topic_name(settings.app_id)
+    runtime.topics[media_requests] = runtime.internal_topic(media_requests, settings.partitions)
     runtime.metrics.model_info.info({"text": model.manifest.tag})
     app.sensors.add(RebalanceTimer(runtime.rebalances, runtime.metrics))
     if settings.guarantee == "exactly_once":
@@ -96,6 +99,8 @@ def install_agents(runtime: Runtime) -> None:
     names = runtime.settings.agent_names
     if "enrich" in names:
         install_enrich(runtime)
+    if "media" in names:
+        install_media(runtime)
     profiles: ProfilesAgent | None = install_profiles(runtime) if "profiles" in names else None
     trends: Trends | None = install_trends(runtime) if "trends" in names else None
     routers: list[Router] = [stage for stage in (profiles, trends.route if trends else None) if stage is not None]

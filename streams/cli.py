@@ -68,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=positive_float, default=200.0, help="posts per second (default 200)")
     demo.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: CPU cores)")
     demo.add_argument("--bad", type=int, default=20, help="malformed messages mixed in (default 20)")
+    demo.add_argument(
+        "--media", action="store_true", help="run the media agent too, and show what it finds in sample photos"
+    )
 
     commands.add_parser("worker", help="run a Faust worker (settings from the environment)")
 

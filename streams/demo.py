@@ -3,6 +3,8 @@
 Starts the local broker unless KAFKA_BOOTSTRAP names one, one worker process
 per CPU core (one ONNX thread each: the fastest layout on few cores), replays
 sample posts with some malformed ones mixed in, and shows the enriched stream.
+With ``--media`` the workers run the media agent too, and posts linking to the
+sample photos (served from a local HTTP server) show what the image models found.
 Ctrl-C, or the end of the replay, stops everything it started.
 """
 
@@ -10,15 +12,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import orjson
+from kafka import KafkaProducer
 from rich.console import Console
 
 from streams.console import records, render
@@ -29,6 +37,7 @@ from streams.topics import ensure_topics
 
 KAFKA_SCRIPT = PACKAGE_DIR.parent / "deploy" / "local" / "kafka"
 LOG_DIR = Path(os.environ.get("SOCIAL_STREAMS_CACHE", Path.home() / ".cache" / "social-streams")) / "demo"
+SAMPLE_MEDIA = PACKAGE_DIR.parent / "samples" / "media"
 
 
 def broker_env(port: int | None) -> dict[str, str]:
@@ -53,12 +62,15 @@ def stop_broker(started: bool, port: int | None = None) -> None:
         subprocess.run([str(KAFKA_SCRIPT), "stop"], env=broker_env(port), check=False)
 
 
-def start_workers(settings: Settings, count: int, first_index: int = 0) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    settings: Settings, count: int, first_index: int = 0, extra_env: dict[str, str] | None = None
+) -> list[subprocess.Popen[bytes]]:
     """Worker processes numbered from ``first_index``: web port and log file follow the number."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     workers = []
     for index in range(first_index, first_index + count):
         env = {**os.environ, "KAFKA_BOOTSTRAP": settings.bootstrap, "STREAMS_WEB_PORT": str(settings.web_port + index)}
+        env.update(extra_env or {})
         if not (settings.pseudonym_secret or settings.pseudonym_secret_file):
             env["STREAMS_DEV_MODE"] = "1"  # the demo runs without a key; workers log that it protects nothing
         with (LOG_DIR / f"worker-{index}.log").open("wb") as log:  # the child keeps its own handle
@@ -136,14 +148,87 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     workers: list[subprocess.Popen[bytes]] = []
     try:
         ensure_topics(settings)
-        workers = start_workers(settings, args.workers or os.cpu_count() or 1)
-        console.print(f"[bold]broker[/] {bootstrap}  [bold]workers[/] {len(workers)}  logs {LOG_DIR}")
-        wait_healthy(settings, workers)
-        wait_assigned(settings, [settings.web_port + i for i in range(len(workers))])
-        return show_replay(console, settings, args)
+        with serving(SAMPLE_MEDIA if args.media else None) as media_url:
+            extra = media_env(settings) if media_url else {}
+            workers = start_workers(settings, args.workers or os.cpu_count() or 1, extra_env=extra)
+            console.print(f"[bold]broker[/] {bootstrap}  [bold]workers[/] {len(workers)}  logs {LOG_DIR}")
+            wait_healthy(settings, workers)
+            wait_assigned(settings, [settings.web_port + i for i in range(len(workers))])
+            status = show_replay(console, settings, args)
+            return show_media(console, settings, media_url) or status if media_url else status
     finally:
         stop_workers(workers)
         stop_broker(started_broker)
+
+
+def media_env(settings: Settings) -> dict[str, str]:
+    agents = settings.agent_names + ([] if "media" in settings.agent_names else ["media"])
+    return {"STREAMS_AGENTS": ",".join(agents), "STREAMS_MEDIA_ALLOW_HOSTS": "127.0.0.1"}
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(folder: Path | None) -> Iterator[str | None]:
+    """The base URL of a loopback HTTP server of ``folder`` (None: no server)."""
+    if folder is None:
+        yield None
+        return
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietFiles, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def show_media(console: Console, settings: Settings, base_url: str) -> int:
+    """Post each sample image; show its tags, NSFW score, text read and moderation."""
+    samples = sorted(p.name for p in SAMPLE_MEDIA.iterdir() if p.suffix in (".jpg", ".png"))
+    stamp = int(time.time() * 1000)
+    posts = {
+        f"media-demo-{stamp}-{name}": {"id": f"media-demo-{stamp}-{name}", "user_id": "demo", "text": f"look: {name}",
+                                       "created_at": stamp, "media": [{"type": "image", "url": f"{base_url}/{name}"}]}
+        for name in samples
+    }  # fmt: skip
+    ready = threading.Event()
+
+    def produce() -> None:
+        ready.wait()
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap.split(","), acks="all")
+        for post_id, post in posts.items():
+            producer.send(settings.topic_raw, key=post_id.encode(), value=orjson.dumps(post))
+        producer.flush()
+        producer.close()
+
+    threading.Thread(target=produce, daemon=True).start()
+    shown = 0
+    for key, value in records(settings.bootstrap, settings.topic_media, False, len(posts), 120, ready):
+        if key is None or key.decode() not in posts:
+            continue
+        shown += 1
+        console.print(media_line(value))
+    console.print(
+        f"[bold green]{shown} of {len(posts)} images analysed[/] (social-streams tail {settings.topic_media})"
+    )
+    return 0 if shown == len(posts) else 1
+
+
+def media_line(record: dict[str, Any]) -> str:
+    """One line per post: the first image's file, tags, NSFW score, text read, and the moderation."""
+    item: dict[str, Any] = (record.get("items") or [{}])[0]
+    name = str(item.get("url") or "").rsplit("/", 1)[-1]
+    if "error" in item:
+        return f"[bold]{name}[/]  error: {item['error']['type']} ({item['error']['message']})"
+    tags = ", ".join(f"{t['tag']} {t['score']:.2f}" for t in item.get("tags") or []) or "no tag"
+    text = str(item.get("text") or "-").replace("\n", " / ")
+    moderation = record.get("moderation") or {}
+    flag = moderation.get("action", "allow") + "".join(f" {r}" for r in moderation.get("reasons", []))
+    return f"[bold]{name}[/]  tags: {tags}  nsfw: {item.get('nsfw', 0):.3f}  text: {text}  moderation: {flag}"
 
 
 def show_replay(console: Console, settings: Settings, args: argparse.Namespace) -> int:

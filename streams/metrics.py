@@ -119,3 +119,14 @@ class Metrics:
         self.erasures = Counter("streams_erasures_total", "Erasure requests carried out", registry=r)
         self.last_batch_at = Gauge("streams_last_batch_timestamp_seconds", "When the last batch finished", registry=r)
         self.model_info = Info("streams_model", "The model the worker serves", registry=r)
+        self.media_items = Counter(
+            "streams_media_items_total",
+            "Media items by outcome: analysed, cached, or the error",
+            ["outcome"],
+            registry=r,
+        )
+        self.media_model_seconds = Histogram(
+            "streams_media_model_seconds", "Seconds per image in each vision model", ["model"], registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )  # fmt: skip
+        self.media_bytes = Counter("streams_media_fetched_bytes_total", "Bytes of media fetched", registry=r)

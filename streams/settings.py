@@ -20,6 +20,7 @@ from streams.terms import KINDS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = PACKAGE_DIR.parent / "models" / "social-minilm"
+DEFAULT_VISION_DIR = PACKAGE_DIR.parent / "models" / "vision"
 
 # (field, environment variable, default, description)
 ENV: list[tuple[str, str, str, str]] = [
@@ -33,11 +34,12 @@ ENV: list[tuple[str, str, str, str]] = [
     ("topic_alerts", "STREAMS_TOPIC_ALERTS", "trends.alerts", "Trend spike alerts"),
     ("topic_profiles", "STREAMS_TOPIC_PROFILES", "users.profiles", "User profiles (compacted)"),
     ("topic_erasure", "STREAMS_TOPIC_ERASURE", "control.erasure", "Erasure requests"),
+    ("topic_media", "STREAMS_TOPIC_MEDIA", "posts.media", "What the media agent found in posts' images"),
     (
         "agents",
         "STREAMS_AGENTS",
         "enrich,profiles,trends",
-        "Agents this worker runs (enrich, profiles, trends): scale enrichment apart from the rest",
+        "Agents this worker runs (enrich, profiles, trends, media): scale enrichment and images apart from the rest",
     ),
     ("partitions", "STREAMS_PARTITIONS", "4", "Partitions of the topics the app creates"),
     ("replication", "STREAMS_REPLICATION", "1", "Replication factor of the topics the app creates"),
@@ -59,6 +61,28 @@ ENV: list[tuple[str, str, str, str]] = [
     ("batch_linger_s", "STREAMS_BATCH_LINGER_S", "0.05", "Longest wait for a micro-batch to fill, seconds"),
     ("model_dir", "STREAMS_MODEL_DIR", str(DEFAULT_MODEL_DIR), "Model folder the worker serves"),
     ("model_threads", "STREAMS_MODEL_THREADS", "1", "ONNX Runtime intra-op threads per worker"),
+    (
+        "media_analysis",
+        "STREAMS_MEDIA_ANALYSIS",
+        "1",
+        "1 = the enrich agent passes posts with media to the media agents; 0 = media passes through unanalysed",
+    ),
+    ("vision_model_dir", "STREAMS_VISION_MODEL_DIR", str(DEFAULT_VISION_DIR), "Image model folder (media agent)"),
+    ("media_max_items", "STREAMS_MEDIA_MAX_ITEMS", "4", "Media items analysed per post; the rest get an error"),
+    (
+        "media_allow_hosts",
+        "STREAMS_MEDIA_ALLOW_HOSTS",
+        "",
+        "Hosts the media agent may fetch from even at private addresses (comma-separated; on-premise stores)",
+    ),
+    ("media_nsfw_review", "STREAMS_MEDIA_NSFW_REVIEW", "0.5", "NSFW score that sends an image's post to review"),
+    ("media_nsfw_block", "STREAMS_MEDIA_NSFW_BLOCK", "0.8", "NSFW score that marks an image's post block"),
+    (
+        "media_cache_ttl_s",
+        "STREAMS_MEDIA_CACHE_TTL_S",
+        "3600",
+        "Seconds the same bytes (by sha256) are not analysed again",
+    ),
     (
         "max_text_chars",
         "STREAMS_MAX_TEXT_CHARS",
@@ -203,7 +227,7 @@ Guarantee = Literal["at_least_once", "exactly_once"]
 SINKABLE = ("posts.enriched", "posts.flagged", "trends.windows", "trends.alerts")
 Threshold = float | None  # None: the model folder's per-head recommendation
 GUARANTEES: tuple[Guarantee, ...] = get_args(Guarantee)
-AGENTS = ("enrich", "profiles", "trends")
+AGENTS = ("enrich", "profiles", "trends", "media")
 SECRETS = {"pseudonym_secret", "web_token"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -220,6 +244,7 @@ class Settings:
     topic_alerts: str
     topic_profiles: str
     topic_erasure: str
+    topic_media: str
     agents: str
     partitions: int
     replication: int
@@ -231,6 +256,13 @@ class Settings:
     batch_linger_s: float
     model_dir: Path
     model_threads: int
+    media_analysis: int
+    vision_model_dir: Path
+    media_max_items: int
+    media_allow_hosts: str
+    media_nsfw_review: float
+    media_nsfw_block: float
+    media_cache_ttl_s: float
     max_text_chars: int
     max_message_bytes: int
     dedupe_ttl_s: int
@@ -298,6 +330,7 @@ class Settings:
         )
         _require(1 <= self.delivery_timeout_s <= 3600, "STREAMS_DELIVERY_TIMEOUT_S", "must be between 1 and 3600")
         _require(self.batch_size >= 1, "STREAMS_BATCH_SIZE", "must be at least 1")
+        self.check_media()
         _require(self.batch_linger_s > 0, "STREAMS_BATCH_LINGER_S", "must be above 0 (a batch must not wait forever)")
         _require(self.model_threads >= 1, "STREAMS_MODEL_THREADS", "must be at least 1")
         _require(self.guarantee in GUARANTEES, "STREAMS_GUARANTEE", f"must be one of {', '.join(GUARANTEES)}")
@@ -339,6 +372,16 @@ class Settings:
                 parse_kinds(kinds)
             except ValueError as exc:
                 raise SettingsError(f"{var}: {exc}") from None
+
+    def check_media(self) -> None:
+        _require(self.media_analysis in (0, 1), "STREAMS_MEDIA_ANALYSIS", "must be 0 or 1")
+        _require(1 <= self.media_max_items <= 32, "STREAMS_MEDIA_MAX_ITEMS", "must be between 1 and 32")
+        _require(
+            0 < self.media_nsfw_review <= self.media_nsfw_block <= 1,
+            "STREAMS_MEDIA_NSFW_REVIEW",
+            "must be above 0 and at most STREAMS_MEDIA_NSFW_BLOCK, which is at most 1",
+        )
+        _require(self.media_cache_ttl_s >= 0, "STREAMS_MEDIA_CACHE_TTL_S", "must be 0 or more")
 
     def check_trends(self) -> None:
         unknown = set(self.trend_kind_names) - set(KINDS)
@@ -408,6 +451,10 @@ class Settings:
         return {named[contract]: contract for contract in self.sink_topic_names}
 
     @property
+    def media_allow_host_names(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.media_allow_hosts.split(",") if h.strip())
+
+    @property
     def agent_names(self) -> list[str]:
         return [name.strip() for name in self.agents.split(",") if name.strip()]
 
@@ -419,6 +466,7 @@ class Settings:
             self.topic_deadletter,
             self.topic_trends,
             self.topic_alerts,
+            self.topic_media,
         ]
 
 

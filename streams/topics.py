@@ -30,6 +30,7 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_alerts),
         TopicSpec(settings.topic_profiles, compacted=True),
         TopicSpec(settings.topic_erasure),
+        TopicSpec(settings.topic_media),
     ]
 
 

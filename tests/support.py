@@ -114,6 +114,7 @@ class Pipeline:
             "flagged": f"{self.name}.flagged",
             "deadletter": f"{self.name}.deadletter",
             "erasure": f"{self.name}.erasure",
+            "media": f"{self.name}.media",
         }
 
     def env(self, port: int) -> dict[str, str]:
@@ -129,6 +130,7 @@ class Pipeline:
             "STREAMS_TOPIC_ALERTS": f"{self.name}.alerts",
             "STREAMS_TOPIC_PROFILES": f"{self.name}.profiles",
             "STREAMS_TOPIC_ERASURE": f"{self.name}.erasure",
+            "STREAMS_TOPIC_MEDIA": self.topics["media"],
             "STREAMS_PARTITIONS": str(self.partitions),
             "STREAMS_WEB_PORT": str(port),
             "STREAMS_BATCH_SIZE": "32",
@@ -138,25 +140,33 @@ class Pipeline:
             **self.extra_env,
         }
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, env: dict[str, str] | None = None, consuming: str | None = None) -> subprocess.Popen[bytes]:
+        """A worker with the pipeline's settings (and ``env``), once it consumes ``consuming`` (posts.raw)."""
         port = free_port()
         with (self.log_dir / f"worker-{len(self.workers)}.log").open("ab") as log:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"], env=self.env(port), stdout=log, stderr=log, cwd=ROOT
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env={**self.env(port), **(env or {})},
+                stdout=log,
+                stderr=log,
+                cwd=ROOT,
             )
         self.workers.append(worker)
         self.ports.append(port)
-        self.wait_healthy(worker, port)
+        self.wait_healthy(worker, port, consuming=consuming or self.topics["raw"])
         return worker
 
-    def wait_healthy(self, worker: subprocess.Popen[bytes], port: int, timeout_s: float = 120) -> None:
+    def wait_healthy(
+        self, worker: subprocess.Popen[bytes], port: int, timeout_s: float = 120, consuming: str | None = None
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert worker.poll() is None, f"worker exited with {worker.returncode}; log in {self.log_dir}"
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
                     body = orjson.loads(response.read())
-                    if response.status == 200 and any(self.topics["raw"] in tp for tp in body["assigned"]):
+                    topic = consuming or self.topics["raw"]
+                    if response.status == 200 and any(topic in tp for tp in body["assigned"]):
                         return
             except OSError:
                 pass

@@ -202,7 +202,7 @@ def fetch(
         finally:
             response.close()
             connection.close()
-        return _checked_content(url, content, kind, limits)
+        return checked_content(url, content, kind, limits)
     raise FetchError("too_many_redirects", f"more than {limits.max_redirects} redirects")
 
 
@@ -243,7 +243,7 @@ def _read_capped(response: http.client.HTTPResponse, cap: int, deadline: float, 
     return bytes(body)
 
 
-def _checked_content(url: str, content: bytes, kind: str, limits: FetchLimits) -> Fetched:
+def checked_content(url: str, content: bytes, kind: str, limits: FetchLimits) -> Fetched:
     media_type = sniff(content[:16])
     if media_type is None or media_type.split("/")[0] != kind:
         found = media_type or "no known image or video format"

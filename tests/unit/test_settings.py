@@ -26,6 +26,10 @@ def test_defaults_are_valid() -> None:
         ({"STREAMS_BATCH_LINGER_S": "0"}, "STREAMS_BATCH_LINGER_S must be above 0"),
         ({"STREAMS_REVIEW_THRESHOLD": "0.95", "STREAMS_BLOCK_THRESHOLD": "0.9"}, "must not be above STREAMS_BLOCK"),
         ({"STREAMS_STORE": "redis://"}, "STREAMS_STORE must be memory:// or rocksdb://"),
+        ({"STREAMS_AGENTS": "enrich,images"}, "must name one or more of enrich, profiles, trends, media"),
+        ({"STREAMS_MEDIA_NSFW_REVIEW": "0.9", "STREAMS_MEDIA_NSFW_BLOCK": "0.8"}, "at most STREAMS_MEDIA_NSFW_BLOCK"),
+        ({"STREAMS_MEDIA_MAX_ITEMS": "0"}, "STREAMS_MEDIA_MAX_ITEMS must be between 1 and 32"),
+        ({"STREAMS_MEDIA_ANALYSIS": "yes"}, "STREAMS_MEDIA_ANALYSIS='yes' is not a valid int"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], message: str) -> None:

@@ -1,0 +1,203 @@
+"""The image models of models/vision, on ONNX Runtime: NSFW, tags, and text in the image.
+
+One decode per image feeds every model: open_nsfw and MobileNetV2 both look at a
+224x224 centre crop of the image resized to 256 (each with its own colour order and
+normalisation), OCR at the image itself. Images of a batch go through NSFW and tags
+in one call each; OCR runs per image (rapidocr), and finds nothing quickly where the
+detector sees no text. ``analyse`` is thread-safe: the media agent runs it off the
+event loop.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image, ImageOps
+
+from streams.errors import ModelError
+from streams.inference.folder import sha256_of
+
+log = logging.getLogger(__name__)
+RESIZE, CROP = 256, 224
+NSFW_MEAN_BGR = np.array([104, 117, 123], dtype=np.float32)
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+MIN_TAG_SCORE = 0.2  # a tag below this share of the probability mass is noise
+TOP_LABELS = 3
+MIN_OCR_SCORE = 0.6  # rapidocr's recognition confidence per line
+MIN_OCR_CHARS = 2
+MAX_OCR_SIDE = 1280  # larger images are scaled down for OCR: text that small is unreadable anyway
+
+
+@dataclass(frozen=True)
+class ImageFindings:
+    width: int
+    height: int
+    nsfw: float
+    tags: list[dict[str, Any]]  # [{tag, score}], best first
+    labels: list[dict[str, Any]]  # the top ImageNet classes [{label, score}]
+    text: str  # OCR lines joined with newlines; "" when none
+    seconds: dict[str, float] = field(default_factory=dict)  # per model
+
+
+def decode(content: bytes) -> Image.Image:
+    """The image as RGB, upright (EXIF orientation applied); the first frame of an animation."""
+    opened = Image.open(io.BytesIO(content))
+    opened.seek(0)
+    upright: Image.Image = ImageOps.exif_transpose(opened) or opened
+    return upright.convert("RGB")
+
+
+def centre_crop(image: Image.Image) -> Image.Image:
+    resized = image.resize((RESIZE, RESIZE), resample=Image.Resampling.BILINEAR)
+    offset = (RESIZE - CROP) // 2
+    return resized.crop((offset, offset, offset + CROP, offset + CROP))
+
+
+def tags_input(images: list[bytes] | list[Image.Image]) -> np.ndarray:
+    """MobileNetV2's input: NCHW, RGB in [0, 1] normalised by ImageNet's mean and std."""
+    crops = [centre_crop(decode(i) if isinstance(i, bytes) else i) for i in images]
+    batch = np.stack([np.asarray(c, dtype=np.float32) / 255.0 for c in crops])
+    return np.ascontiguousarray(((batch - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def nsfw_input(images: list[Image.Image]) -> np.ndarray:
+    """open_nsfw's input: NHWC, BGR minus the training mean, after the JPEG round trip of
+    the reference implementation (its scores were calibrated on JPEG-decoded pixels)."""
+    rows = []
+    for image in images:
+        buffer = io.BytesIO()
+        centre_crop(image).save(buffer, format="JPEG")
+        pixels = np.asarray(Image.open(buffer), dtype=np.float32)
+        rows.append(pixels[:, :, ::-1] - NSFW_MEAN_BGR)
+    return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
+
+
+def is_words(text: str) -> bool:
+    """Not a lone character: textures and edges in photos read as "0", "8", "|"."""
+    return sum(c.isalnum() for c in text) >= MIN_OCR_CHARS
+
+
+class VisionModels:
+    """models/vision loaded: every file checked against the manifest's sha256 first."""
+
+    def __init__(self, folder: Path, threads: int = 1) -> None:
+        self.folder = folder
+        self.manifest = self._verified_manifest(folder)
+        self.nsfw = self._session("nsfw.onnx", threads)
+        self.tags = self._session("tags.onnx", threads)
+        tag_file = json.loads((folder / "tags.json").read_text())
+        self.labels: list[str] = tag_file["labels"]
+        self.groups: dict[str, np.ndarray] = {tag: np.array(idx) for tag, idx in tag_file["groups"].items()}
+        self.ocr = self._ocr(threads)
+        log.info("vision models %s loaded from %s, %d thread(s)", self.tag, folder, threads)
+
+    @property
+    def tag(self) -> str:
+        return f"{self.manifest['name']}@{self.manifest['version']}"
+
+    @staticmethod
+    def _verified_manifest(folder: Path) -> dict[str, Any]:
+        path = folder / "manifest.json"
+        if not path.is_file():
+            raise ModelError(f"{path} is missing: {folder} is not a vision model folder (set STREAMS_VISION_MODEL_DIR)")
+        manifest: dict[str, Any] = json.loads(path.read_text())
+        for name, expected in manifest["sha256"].items():
+            file = folder / name
+            if not file.is_file():
+                raise ModelError(f"vision model file {file} is missing")
+            if sha256_of(file) != expected:
+                raise ModelError(f"vision model file {file} does not match the sha256 in {path}")
+        return manifest
+
+    def _session(self, name: str, threads: int) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(str(self.folder / name), options, providers=["CPUExecutionProvider"])
+
+    def _ocr(self, threads: int) -> Any:
+        try:
+            from rapidocr import RapidOCR
+        except ImportError as exc:
+            raise ModelError("OCR needs rapidocr: pip install 'social-streams[media]'") from exc
+        ocr = self.folder / "ocr"
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # "no text found" is not a warning here
+        return RapidOCR(
+            params={
+                "Global.log_level": "error",
+                "Det.model_path": str(ocr / "det.onnx"),
+                "Cls.model_path": str(ocr / "cls.onnx"),
+                "Rec.model_path": str(ocr / "rec.onnx"),
+                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            }
+        )
+
+    def analyse_each(self, contents: list[bytes]) -> list[ImageFindings | str]:
+        """Every model on each image; for bytes that do not decode, why (a message)."""
+        images: list[Image.Image | str] = []
+        for content in contents:
+            try:
+                images.append(decode(content))
+            except (OSError, ValueError, Image.DecompressionBombError) as error:  # a valid header over a broken body
+                images.append(f"the image does not decode: {error}"[:300])
+        decoded = iter(self.analyse_images([i for i in images if not isinstance(i, str)]))
+        return [i if isinstance(i, str) else next(decoded) for i in images]
+
+    def analyse(self, contents: list[bytes]) -> list[ImageFindings]:
+        """Every model on each image (bytes that decode)."""
+        return self.analyse_images([decode(c) for c in contents])
+
+    def analyse_images(self, images: list[Image.Image]) -> list[ImageFindings]:
+        if not images:
+            return []
+        started = time.perf_counter()
+        nsfw = self.nsfw.run(None, {self.nsfw.get_inputs()[0].name: nsfw_input(images)})[0][:, 1]
+        nsfw_s = (time.perf_counter() - started) / len(images)
+        started = time.perf_counter()
+        probabilities = self.tags.run(None, {"image": tags_input(images)})[0]
+        tags_s = (time.perf_counter() - started) / len(images)
+        findings = []
+        for image, score, row in zip(images, nsfw, probabilities, strict=True):
+            started = time.perf_counter()
+            text = self.read_text(image)
+            seconds = {"nsfw": nsfw_s, "tags": tags_s, "ocr": time.perf_counter() - started}
+            findings.append(
+                ImageFindings(
+                    image.width,
+                    image.height,
+                    round(float(score), 4),
+                    self.tags_of(row),
+                    self.labels_of(row),
+                    text,
+                    {name: round(s, 4) for name, s in seconds.items()},
+                )  # fmt: skip
+            )
+        return findings
+
+    def tags_of(self, probabilities: np.ndarray) -> list[dict[str, Any]]:
+        scores = {tag: float(probabilities[idx].sum()) for tag, idx in self.groups.items()}
+        kept = sorted(((s, t) for t, s in scores.items() if s >= MIN_TAG_SCORE), reverse=True)
+        return [{"tag": tag, "score": round(score, 4)} for score, tag in kept]
+
+    def labels_of(self, probabilities: np.ndarray) -> list[dict[str, Any]]:
+        top = np.argsort(probabilities)[::-1][:TOP_LABELS]
+        return [{"label": self.labels[i], "score": round(float(probabilities[i]), 4)} for i in top]
+
+    def read_text(self, image: Image.Image) -> str:
+        if max(image.size) > MAX_OCR_SIDE:
+            image = image.copy()
+            image.thumbnail((MAX_OCR_SIDE, MAX_OCR_SIDE))
+        result = self.ocr(np.asarray(image)[:, :, ::-1])  # rapidocr takes OpenCV's BGR
+        lines = zip(result.txts or (), result.scores or (), strict=True)
+        return "\n".join(text.strip() for text, score in lines if score >= MIN_OCR_SCORE and is_words(text))

@@ -1,0 +1,59 @@
+"""Images in posts, analysed on the stream: a text worker and a media worker apart, the real
+broker, real photos from a local HTTP server, the real models."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from tests.schema import validate_all
+from tests.support import Pipeline
+
+
+def post(post_id: str, media: list[dict[str, str]], text: str = "look at this") -> tuple[bytes, bytes]:
+    value = {"id": post_id, "user_id": "u1", "text": text, "created_at": int(time.time() * 1000), "media": media}
+    return post_id.encode(), orjson.dumps(value)
+
+
+def test_a_media_worker_apart_from_the_text_worker_analyses_every_image_and_flags_a_meme(
+    pipeline: Pipeline, media_server: str
+) -> None:
+    pipeline.extra_env = {"STREAMS_MEDIA_ALLOW_HOSTS": "127.0.0.1"}
+    pipeline.start_worker({"STREAMS_AGENTS": "enrich,profiles,trends"})
+    pipeline.start_worker({"STREAMS_AGENTS": "media"}, consuming=f"{pipeline.name}-media-requests")
+    image = lambda name: {"type": "image", "url": f"{media_server}/{name}"}  # noqa: E731
+    posts = [
+        post("cat", [image("chelsea.jpg")]),
+        post("cat-again", [image("chelsea.jpg"), image("coffee.jpg")]),  # the same bytes: from the cache
+        post("meme", [image("meme.png")]),
+        post("gone", [image("missing.jpg")]),
+        post("clip", [{"type": "video", "url": f"{media_server}/clip.mp4"}]),
+        post("text-only", [], "no pictures today"),
+    ]
+    pipeline.produce(posts)
+
+    with_media = {b"cat", b"cat-again", b"meme", b"gone", b"clip"}
+    media = dict(pipeline.consume_keys("media", with_media, timeout_s=120))
+    enriched = pipeline.consume_keys("enriched", {key for key, _ in posts})
+    assert {key for key, _ in enriched} == {key for key, _ in posts}  # the text path carries on as before
+    assert set(media) == with_media  # no record for a post without media
+    validate_all("posts.media", list(media.values()))
+
+    cat, cat_again = media[b"cat"]["items"][0], media[b"cat-again"]["items"]
+    assert "cat" in {t["tag"] for t in cat["tags"]} and cat["nsfw"] < 0.2
+    assert cat_again[0]["sha256"] == cat["sha256"] and cat_again[0]["cached"] is True
+    assert cat_again[1]["tags"][0]["tag"] == "drink"
+    assert media[b"gone"]["items"][0]["error"]["type"] == "http_status"
+    assert media[b"clip"]["items"][0]["error"]["type"] == "unsupported_type"
+
+    meme = media[b"meme"]
+    assert "stupid idiot" in meme["items"][0]["text"].lower()
+    assert "image-text:offensive" in meme["moderation"]["reasons"]
+    flagged = dict(pipeline.consume_keys("flagged", {b"meme"}))
+    assert flagged[b"meme"]["flagged_by"] == "media" and flagged[b"meme"]["items"] == meme["items"]
+    validate_all("posts.flagged", [flagged[b"meme"]])
+
+    metrics = pipeline.metrics(1)
+    assert 'streams_media_items_total{outcome="cached"} 1.0' in metrics
+    assert 'streams_media_items_total{outcome="analysed"} 3.0' in metrics

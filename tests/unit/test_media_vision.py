@@ -1,0 +1,41 @@
+"""The image models of models/vision on real photos (public domain and CC0) and a meme."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.errors import ModelError
+from streams.media.vision import VisionModels
+from tests.conftest import MEDIA
+
+
+def test_photos_get_readable_tags_and_their_imagenet_labels(vision_models: VisionModels) -> None:
+    cat = vision_models.analyse([(MEDIA / "chelsea.jpg").read_bytes(), (MEDIA / "coffee.jpg").read_bytes()])
+    assert cat[0].tags[0]["tag"] in ("cat", "animal") and "cat" in {t["tag"] for t in cat[0].tags}
+    assert "cat" in cat[0].labels[0]["label"]
+    assert cat[1].tags[0]["tag"] == "drink"
+    assert all(0 <= t["score"] <= 1 for f in cat for t in f.tags)
+
+
+def test_ordinary_photos_score_low_on_nsfw(vision_models: VisionModels) -> None:
+    for name in ("chelsea.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg", "meme.png"):
+        assert vision_models.analyse([(MEDIA / name).read_bytes()])[0].nsfw < 0.2, name
+
+
+def test_the_text_in_a_meme_is_read_and_photos_without_text_give_none(vision_models: VisionModels) -> None:
+    meme = vision_models.analyse([(MEDIA / "meme.png").read_bytes()])[0]
+    assert meme.text.lower().split("\n") == ["monday morning mood", "you are a stupid idiot"]
+    photos = vision_models.analyse([(MEDIA / n).read_bytes() for n in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg")])
+    assert [p.text for p in photos] == ["", "", ""]
+    assert set(meme.seconds) == {"nsfw", "tags", "ocr"}
+
+
+def test_a_model_file_that_differs_from_the_manifest_stops_the_start(tmp_path: Path) -> None:
+    folder = tmp_path / "vision"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"name": "vision", "version": "1", "sha256": {"tags.onnx": "00"}}')
+    (folder / "tags.onnx").write_bytes(b"not the model")
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        VisionModels(folder)
