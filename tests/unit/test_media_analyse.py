@@ -33,7 +33,8 @@ def test_an_image_is_fetched_analysed_once_and_then_served_from_the_cache(
     )
     assert first.result["media_type"] == "image/jpeg" and first.result["width"] == 400
     assert "cat" in {t["tag"] for t in first.result["tags"]}
-    assert set(first.result["timing"]) == {"fetch_s", "nsfw_s", "tags_s", "ocr_s"} and again.result["cached"] is True
+    assert set(first.result["timing"]) == {"fetch_s", "nsfw_s", "tags_s", "ocr_s", "faces_s"}
+    assert again.result["cached"] is True and first.result["people"] == 0
 
 
 def test_a_bad_item_gets_an_error_and_never_fails_the_post(vision_models: VisionModels, media_server: str) -> None:

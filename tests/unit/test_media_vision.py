@@ -29,7 +29,13 @@ def test_the_text_in_a_meme_is_read_and_photos_without_text_give_none(vision_mod
     assert meme.text.lower().split("\n") == ["monday morning mood", "you are a stupid idiot"]
     photos = vision_models.analyse([(MEDIA / n).read_bytes() for n in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg")])
     assert [p.text for p in photos] == ["", "", ""]
-    assert set(meme.seconds) == {"nsfw", "tags", "ocr"}
+    assert set(meme.seconds) == {"nsfw", "tags", "ocr", "faces"}
+
+
+def test_people_are_counted_never_described(vision_models: VisionModels) -> None:
+    names = ("astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "meme.png")
+    found = vision_models.analyse([(MEDIA / n).read_bytes() for n in names])
+    assert [f.people for f in found] == [1, 0, 0, 0, 0]
 
 
 def test_a_model_file_that_differs_from_the_manifest_stops_the_start(tmp_path: Path) -> None:
