@@ -71,6 +71,10 @@ def model_rows(models: VisionModels, names: list[str], count: int) -> dict[str, 
     for image in images:
         models.read_text(image)
     seconds["ocr"] = (time.perf_counter() - started) / count
+    started = time.perf_counter()
+    for image in images:
+        models.count_faces(image)
+    seconds["faces"] = (time.perf_counter() - started) / count
     return seconds
 
 
@@ -90,9 +94,8 @@ def row(
     analyser = MediaAnalyser(models, limits, 4, cache_ttl_s=3600)
     cold = end_to_end(analyser, base, copies, count)
     warm = end_to_end(analyser, base, copies, count)  # the same bytes again: reposts
-    print(
-        f"{label:<22}{seconds['nsfw']:>12.3f}{seconds['tags']:>12.3f}{seconds['ocr']:>12.3f}{cold:>18.1f}{warm:>16.1f}"
-    )
+    per_model = "".join(f"{seconds[model]:>12.3f}" for model in ("nsfw", "tags", "ocr", "faces"))
+    print(f"{label:<22}{per_model}{cold:>18.1f}{warm:>16.1f}")
 
 
 def main() -> None:
@@ -104,7 +107,8 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="media-bench-"))
     limits = FetchLimits(allow_hosts=frozenset({"127.0.0.1"}))
     print(f"vision models {models.tag}, one thread; {args.images} images per row")
-    header = ("nsfw s/img", 12), ("tags s/img", 12), ("ocr s/img", 12), ("img/s (no cache)", 18), ("img/s (cached)", 16)
+    header = [(f"{model} s/img", 12) for model in ("nsfw", "tags", "ocr", "faces")]
+    header += [("img/s (no cache)", 18), ("img/s (cached)", 16)]
     print(f"{'images':<22}" + "".join(f"{name:>{width}}" for name, width in header))
     for label, names in (("photos (no text)", PHOTOS), ("memes (text)", MEMES)):
         with serving(folder) as base:
