@@ -69,6 +69,7 @@ ENV: list[tuple[str, str, str, str]] = [
     ),
     ("vision_model_dir", "STREAMS_VISION_MODEL_DIR", str(DEFAULT_VISION_DIR), "Image model folder (media agent)"),
     ("media_max_items", "STREAMS_MEDIA_MAX_ITEMS", "4", "Media items analysed per post; the rest get an error"),
+    ("media_video_frames", "STREAMS_MEDIA_VIDEO_FRAMES", "8", "Keyframes analysed per video, spread evenly"),
     (
         "media_allow_hosts",
         "STREAMS_MEDIA_ALLOW_HOSTS",
@@ -259,6 +260,7 @@ class Settings:
     media_analysis: int
     vision_model_dir: Path
     media_max_items: int
+    media_video_frames: int
     media_allow_hosts: str
     media_nsfw_review: float
     media_nsfw_block: float
@@ -376,6 +378,7 @@ class Settings:
     def check_media(self) -> None:
         _require(self.media_analysis in (0, 1), "STREAMS_MEDIA_ANALYSIS", "must be 0 or 1")
         _require(1 <= self.media_max_items <= 32, "STREAMS_MEDIA_MAX_ITEMS", "must be between 1 and 32")
+        _require(1 <= self.media_video_frames <= 64, "STREAMS_MEDIA_VIDEO_FRAMES", "must be between 1 and 64")
         _require(
             0 < self.media_nsfw_review <= self.media_nsfw_block <= 1,
             "STREAMS_MEDIA_NSFW_REVIEW",

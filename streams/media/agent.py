@@ -8,8 +8,9 @@ text workers: a slow image never holds back a text post.
 Per batch: each post's items are fetched and analysed in a thread pool (fetching
 blocks; the models run there too), the text found in images goes through the text
 model like a post's own text, and one ``posts.media`` record per post is published.
-A post whose images are NSFW, or say something the text heads flag, goes to
-``posts.flagged`` with reasons such as ``image:nsfw`` and ``image-text:offensive``.
+A post whose images or clips are NSFW, or say something the text heads flag, goes
+to ``posts.flagged`` with reasons such as ``image:nsfw``, ``image-text:offensive``,
+``video:nsfw``.
 Offsets advance once every output of the batch is acknowledged (the batch loop).
 """
 
@@ -65,7 +66,7 @@ class MediaAgent:
         self.metrics = runtime.metrics
         self.vision = vision
         limits = FetchLimits(allow_hosts=s.media_allow_host_names)
-        self.analyser = MediaAnalyser(vision, limits, s.media_max_items, s.media_cache_ttl_s)
+        self.analyser = MediaAnalyser(vision, limits, s.media_max_items, s.media_cache_ttl_s, s.media_video_frames)
         self.fetchers = ThreadPoolExecutor(FETCH_THREADS, "media-fetch")
         # The image models run in a thread of their own: the text model's thread stays free for posts.
         self.models_thread = ThreadPoolExecutor(1, "vision")
@@ -135,16 +136,17 @@ class MediaAgent:
         for outcome in items:
             self.count(outcome)
             result = dict(outcome.result)
+            kind = result.get("type")  # image or video: the reasons say which
             nsfw = result.get("nsfw")
             if nsfw is not None and nsfw >= s.media_nsfw_review:
                 action = stricter(action, "block" if nsfw >= s.media_nsfw_block else "review")
-                reasons.append("image:nsfw")
+                reasons.append(f"{kind}:nsfw")
             text = result.get("text")
             if text:
                 result["text_analysis"] = scores[text]
                 text_moderation = scores[text]["moderation"]
                 action = stricter(action, text_moderation["action"])
-                reasons += [f"image-text:{reason}" for reason in text_moderation["reasons"]]
+                reasons += [f"{kind}-text:{reason}" for reason in text_moderation["reasons"]]
             results.append(result)
         return {
             "schema_version": SCHEMA_VERSION,

@@ -51,10 +51,13 @@ def item_error(index: int, item: Any, kind: str, message: str) -> ItemOutcome:
 
 
 class MediaAnalyser:
-    def __init__(self, vision: VisionModels, limits: FetchLimits, max_items: int, cache_ttl_s: float) -> None:
+    def __init__(
+        self, vision: VisionModels, limits: FetchLimits, max_items: int, cache_ttl_s: float, video_frames: int = 8
+    ) -> None:
         self.vision = vision
         self.limits = limits
         self.max_items = max_items
+        self.video_frames = video_frames
         self.cache: AnalysisCache[ImageFindings] = AnalysisCache(cache_ttl_s, CACHE_ITEMS)
         self.cache_lock = threading.Lock()
 
@@ -71,8 +74,6 @@ class MediaAnalyser:
             return item_error(index, item, "too_many_items", f"at most {self.max_items} items a post")
         if not isinstance(item, dict) or item.get("type") not in KINDS:
             return item_error(index, item, "invalid_item", f"a media item is an object with type one of {KINDS}")
-        if item["type"] == "video":
-            return item_error(index, item, "unsupported_type", "video analysis is not available in this version")
         started = time.perf_counter()
         try:
             fetched = self.fetched(item)
@@ -108,13 +109,17 @@ class MediaAnalyser:
             known: dict[str, ImageFindings | str] = {
                 f.sha256: hit for f in fetched if (hit := self.cache.get(f.sha256)) is not None
             }
-        todo = {f.sha256: f.fetched.content for f in fetched if f.sha256 not in known}
-        for sha256, found in zip(todo, self.vision.analyse_each(list(todo.values())), strict=True):
-            known[sha256] = found
-            if isinstance(found, ImageFindings):
+        images = {f.sha256: f.fetched.content for f in fetched if f.sha256 not in known and f.item["type"] == "image"}
+        videos = {f.sha256: f.fetched.content for f in fetched if f.sha256 not in known and f.item["type"] == "video"}
+        found = dict(zip(images, self.vision.analyse_each(list(images.values())), strict=True))
+        for sha256, content in videos.items():
+            found[sha256] = self.vision.analyse_video(content, self.video_frames, self.limits.max_pixels)
+        for sha256, result in found.items():
+            known[sha256] = result
+            if isinstance(result, ImageFindings):
                 with self.cache_lock:
-                    self.cache.put(sha256, found)
-        return known, set(todo)
+                    self.cache.put(sha256, result)
+        return known, set(found)
 
     def outcome(self, item: FetchedItem, known: dict[str, ImageFindings | str], fresh: set[str]) -> ItemOutcome:
         found = known[item.sha256]
@@ -133,7 +138,7 @@ class MediaAnalyser:
             "sha256": item.sha256,
             "media_type": item.fetched.media_type,
             "bytes": len(item.fetched.content),
-            **{k: v for k, v in asdict(found).items() if k != "seconds"},
+            **{k: v for k, v in asdict(found).items() if k != "seconds" and v is not None},
             "cached": not analysed,
             "timing": timing,
         }

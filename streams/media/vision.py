@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -51,6 +52,65 @@ class ImageFindings:
     text: str  # OCR lines joined with newlines; "" when none
     people: int  # faces found: a count, nothing about who
     seconds: dict[str, float] = field(default_factory=dict)  # per model
+    frames: int | None = None  # videos: the keyframes analysed
+    duration_s: float | None = None  # videos: the clip's length
+
+
+def keyframes(content: bytes, count: int, max_pixels: int) -> tuple[list[Image.Image], float]:
+    """At most ``count`` frames spread evenly over a clip (decoded by OpenCV's FFmpeg), and its seconds.
+
+    OpenCV reads video from a file only: the bytes go to a private temporary file first."""
+    import cv2
+
+    with tempfile.NamedTemporaryFile(suffix=".video") as file:
+        file.write(content)
+        file.flush()
+        capture = cv2.VideoCapture(file.name)
+        try:
+            if not capture.isOpened():
+                raise ValueError("the video does not decode")
+            width, height = capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
+            if width * height > max_pixels:
+                raise ValueError(f"{width:.0f}x{height:.0f} frames are more than {max_pixels} pixels")
+            total, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), capture.get(cv2.CAP_PROP_FPS) or 0.0
+            frames = []
+            for index in sorted({round(i) for i in np.linspace(0, max(total - 1, 0), count)}):
+                capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+                ok, frame = capture.read()
+                if ok:
+                    frames.append(Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
+        finally:
+            capture.release()
+    if not frames:
+        raise ValueError("no frame of the video decodes")
+    return frames, round(total / fps, 2) if fps > 0 else 0.0
+
+
+def merged(findings: list[ImageFindings], duration_s: float) -> ImageFindings:
+    """A clip's findings from its keyframes': the highest NSFW score and people count, each tag
+    and label at its best frame's score, the distinct lines of text in order."""
+    best_tags: dict[str, float] = {}
+    best_labels: dict[str, float] = {}
+    lines: dict[str, None] = {}
+    for frame in findings:
+        for tag in frame.tags:
+            best_tags[tag["tag"]] = max(best_tags.get(tag["tag"], 0.0), tag["score"])
+        for label in frame.labels:
+            best_labels[label["label"]] = max(best_labels.get(label["label"], 0.0), label["score"])
+        lines.update(dict.fromkeys(line for line in frame.text.split("\n") if line))
+    seconds = {model: round(sum(f.seconds.get(model, 0.0) for f in findings), 4) for model in findings[0].seconds}
+    return ImageFindings(
+        findings[0].width,
+        findings[0].height,
+        max(f.nsfw for f in findings),
+        [{"tag": t, "score": s} for t, s in sorted(best_tags.items(), key=lambda kv: -kv[1])],
+        [{"label": t, "score": s} for t, s in sorted(best_labels.items(), key=lambda kv: -kv[1])[:TOP_LABELS]],
+        "\n".join(lines),
+        max(f.people for f in findings),
+        seconds,
+        len(findings),
+        duration_s,
+    )
 
 
 def decode(content: bytes) -> Image.Image:
@@ -180,6 +240,14 @@ class VisionModels:
                 images.append(f"the image does not decode: {error}"[:300])
         decoded = iter(self.analyse_images([i for i in images if not isinstance(i, str)]))
         return [i if isinstance(i, str) else next(decoded) for i in images]
+
+    def analyse_video(self, content: bytes, frames: int, max_pixels: int) -> ImageFindings | str:
+        """Every model on a clip's keyframes, merged; for a clip that does not decode, why."""
+        try:
+            images, duration_s = keyframes(content, frames, max_pixels)
+        except ValueError as error:
+            return str(error)[:300]
+        return merged(self.analyse_images(images), duration_s)
 
     def analyse(self, contents: list[bytes]) -> list[ImageFindings]:
         """Every model on each image (bytes that decode)."""

@@ -45,15 +45,17 @@ def test_a_media_worker_apart_from_the_text_worker_analyses_every_image_and_flag
     assert cat_again[0]["sha256"] == cat["sha256"] and cat_again[0]["cached"] is True
     assert cat_again[1]["tags"][0]["tag"] == "drink"
     assert media[b"gone"]["items"][0]["error"]["type"] == "http_status"
-    assert media[b"clip"]["items"][0]["error"]["type"] == "unsupported_type"
+    clip = media[b"clip"]["items"][0]
+    assert clip["frames"] >= 4 and "cat" in {t["tag"] for t in clip["tags"]} and clip["people"] == 1
+    assert "video-text:offensive" in media[b"clip"]["moderation"]["reasons"]  # the meme is one of its scenes
 
     meme = media[b"meme"]
     assert "stupid idiot" in meme["items"][0]["text"].lower()
     assert "image-text:offensive" in meme["moderation"]["reasons"]
-    flagged = dict(pipeline.consume_keys("flagged", {b"meme"}))
+    flagged = dict(pipeline.consume_keys("flagged", {b"meme", b"clip"}))
     assert flagged[b"meme"]["flagged_by"] == "media" and flagged[b"meme"]["items"] == meme["items"]
-    validate_all("posts.flagged", [flagged[b"meme"]])
+    validate_all("posts.flagged", [flagged[b"meme"], flagged[b"clip"]])
 
     metrics = pipeline.metrics(1)
     assert 'streams_media_items_total{outcome="cached"} 1.0' in metrics
-    assert 'streams_media_items_total{outcome="analysed"} 3.0' in metrics
+    assert 'streams_media_items_total{outcome="analysed"} 4.0' in metrics

@@ -44,7 +44,7 @@ def test_a_bad_item_gets_an_error_and_never_fails_the_post(vision_models: Vision
     items = [
         {"type": "image", "url": f"{media_server}/missing.jpg"},
         {"type": "image", "url": "http://10.0.0.1/private.jpg"},  # not on the allow-list
-        {"type": "video", "url": f"{media_server}/clip.mp4"},
+        {"type": "video", "url": f"{media_server}/chelsea.jpg"},  # a video was promised
         {"type": "gif", "url": f"{media_server}/chelsea.jpg"},
         {"type": "image", "data": inline},
         {"type": "image", "data": truncated},

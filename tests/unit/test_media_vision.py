@@ -38,6 +38,20 @@ def test_people_are_counted_never_described(vision_models: VisionModels) -> None
     assert [f.people for f in found] == [1, 0, 0, 0, 0]
 
 
+def test_a_clip_is_analysed_on_keyframes_spread_over_it(vision_models: VisionModels) -> None:
+    # clip.mp4: 2 s each of the cat, the meme and the astronaut.
+    clip = vision_models.analyse_video((MEDIA / "clip.mp4").read_bytes(), 6, 40_000_000)
+    assert not isinstance(clip, str)
+    assert clip.frames == 6 and clip.duration_s == 6.0 and (clip.width, clip.height) == (320, 240)
+    assert "cat" in {t["tag"] for t in clip.tags}
+    assert "stupid idiot" in clip.text.lower() and clip.people == 1
+
+
+def test_a_clip_that_does_not_decode_says_so(vision_models: VisionModels) -> None:
+    broken = (MEDIA / "clip.mp4").read_bytes()[:600]
+    assert "decode" in str(vision_models.analyse_video(broken, 4, 40_000_000))
+
+
 def test_a_model_file_that_differs_from_the_manifest_stops_the_start(tmp_path: Path) -> None:
     folder = tmp_path / "vision"
     folder.mkdir()
