@@ -13,9 +13,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import multiprocessing
 import tempfile
+import threading
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor, TimeoutError
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,8 @@ MIN_OCR_CHARS = 2
 MAX_OCR_SIDE = 1280
 MIN_FACE_PIXELS = 20
 MAX_FACE_SIDE = 1024  # the cascade's cost grows with the pixels; faces under 20 px there are not counted
-MIN_FACE_CONFIDENCE = 0.9  # larger images are scaled down for OCR: text that small is unreadable anyway
+MIN_FACE_CONFIDENCE = 0.9
+DECODE_TIMEOUT_S = 30.0  # larger images are scaled down for OCR: text that small is unreadable anyway
 
 
 @dataclass(frozen=True)
@@ -56,11 +61,14 @@ class ImageFindings:
     duration_s: float | None = None  # videos: the clip's length
 
 
-def keyframes(content: bytes, count: int, max_pixels: int) -> tuple[list[Image.Image], float]:
-    """At most ``count`` frames spread evenly over a clip (decoded by OpenCV's FFmpeg), and its seconds.
+def keyframes(content: bytes, count: int, max_pixels: int) -> tuple[list[np.ndarray], float]:
+    """At most ``count`` RGB frames spread evenly over a clip (decoded by OpenCV's FFmpeg), and its seconds.
 
-    OpenCV reads video from a file only: the bytes go to a private temporary file first."""
+    Runs in a child process (``VideoDecoder``). OpenCV reads video from a file only: the
+    bytes go to a private temporary file first."""
     import cv2
+
+    cv2.setNumThreads(1)
 
     with tempfile.NamedTemporaryFile(suffix=".video") as file:
         file.write(content)
@@ -78,12 +86,47 @@ def keyframes(content: bytes, count: int, max_pixels: int) -> tuple[list[Image.I
                 capture.set(cv2.CAP_PROP_POS_FRAMES, index)
                 ok, frame = capture.read()
                 if ok:
-                    frames.append(Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
+                    frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
         finally:
             capture.release()
     if not frames:
         raise ValueError("no frame of the video decodes")
     return frames, round(total / fps, 2) if fps > 0 else 0.0
+
+
+class VideoDecoder:
+    """Keyframes decoded in a child process: a clip that crashes or hangs FFmpeg costs that
+    process (restarted for the next clip) and gives the item an error, never the worker."""
+
+    def __init__(self, timeout_s: float = DECODE_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+        self.pool: ProcessPoolExecutor | None = None
+        self.lock = threading.Lock()
+
+    def frames(self, content: bytes, count: int, max_pixels: int) -> tuple[list[Image.Image], float]:
+        with self.lock:
+            if self.pool is None:
+                # spawn: the worker has threads (Faust's, ONNX Runtime's) that a fork would copy mid-flight
+                self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            future = self.pool.submit(keyframes, content, count, max_pixels)
+            try:
+                arrays, duration_s = future.result(timeout=self.timeout_s)
+            except (BrokenProcessPool, TimeoutError) as error:
+                self.restart()
+                why = "crashed the decoder" if isinstance(error, BrokenProcessPool) else "took too long to decode"
+                raise ValueError(f"the video {why}") from None
+        return [Image.fromarray(a) for a in arrays], duration_s
+
+    def restart(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            for process in list(getattr(pool, "_processes", {}).values()):  # a hung decoder: stop it now
+                process.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        with self.lock:
+            self.restart()
 
 
 def merged(findings: list[ImageFindings], duration_s: float) -> ImageFindings:
@@ -164,6 +207,7 @@ class VisionModels:
         self.groups: dict[str, np.ndarray] = {tag: np.array(idx) for tag, idx in tag_file["groups"].items()}
         self.ocr = self._ocr(threads)
         self.faces = self._faces()
+        self.video = VideoDecoder()
         log.info("vision models %s loaded from %s, %d thread(s)", self.tag, folder, threads)
 
     @property
@@ -244,7 +288,7 @@ class VisionModels:
     def analyse_video(self, content: bytes, frames: int, max_pixels: int) -> ImageFindings | str:
         """Every model on a clip's keyframes, merged; for a clip that does not decode, why."""
         try:
-            images, duration_s = keyframes(content, frames, max_pixels)
+            images, duration_s = self.video.frames(content, frames, max_pixels)
         except ValueError as error:
             return str(error)[:300]
         return merged(self.analyse_images(images), duration_s)

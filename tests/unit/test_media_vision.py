@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from streams.errors import ModelError
-from streams.media.vision import VisionModels
+from streams.media.vision import VideoDecoder, VisionModels
 from tests.conftest import MEDIA
 
 
@@ -50,6 +50,17 @@ def test_a_clip_is_analysed_on_keyframes_spread_over_it(vision_models: VisionMod
 def test_a_clip_that_does_not_decode_says_so(vision_models: VisionModels) -> None:
     broken = (MEDIA / "clip.mp4").read_bytes()[:600]
     assert "decode" in str(vision_models.analyse_video(broken, 4, 40_000_000))
+
+
+def test_a_clip_that_hangs_the_decoder_gets_an_error_and_the_next_one_a_fresh_decoder() -> None:
+    decoder = VideoDecoder(timeout_s=0.001)  # less than any decode takes
+    clip = (MEDIA / "clip.mp4").read_bytes()
+    with pytest.raises(ValueError, match="took too long to decode"):
+        decoder.frames(clip, 2, 40_000_000)
+    decoder.timeout_s = 60
+    frames, duration_s = decoder.frames(clip, 2, 40_000_000)
+    assert len(frames) == 2 and duration_s == 6.0
+    decoder.close()
 
 
 def test_a_model_file_that_differs_from_the_manifest_stops_the_start(tmp_path: Path) -> None:
