@@ -16,7 +16,7 @@ import yaml
 
 from streams.cli import parser
 from streams.metrics import Metrics
-from streams.settings import ENV
+from streams.settings import ENV, Settings
 from tests.support import queried_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,8 +99,8 @@ def test_dockerfile_runs_the_cli_as_a_non_root_user() -> None:
 
 def test_kubernetes_manifests_use_real_settings_probes_and_metrics() -> None:
     docs = [doc for path in sorted((DEPLOY / "k8s").glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())]
-    sinks = [doc for doc in docs if doc["metadata"]["name"] == "social-streams-sink"]
-    docs = [doc for doc in docs if doc not in sinks]
+    apart = [doc for doc in docs if doc["metadata"]["name"] in ("social-streams-sink", "social-streams-media")]
+    docs = [doc for doc in docs if doc not in apart]
     kinds = {doc["kind"]: doc for doc in docs}
     assert {"ConfigMap", "Secret", "Deployment", "Service", "HorizontalPodAutoscaler"} <= set(kinds)
     config = kinds["ConfigMap"]["data"]
@@ -125,6 +125,15 @@ def test_the_sink_deployment_runs_the_sink_with_real_settings() -> None:
     cli_ok(container["args"])
     assert container["args"] == ["sink"] and pod["securityContext"]["runAsNonRoot"]
     assert {e["name"] for e in container["env"]} <= SETTINGS
+
+
+def test_the_media_deployment_runs_only_the_media_agent_with_real_settings() -> None:
+    [media] = list(yaml.safe_load_all((DEPLOY / "k8s/media.yaml").read_text()))
+    container = media["spec"]["template"]["spec"]["containers"][0]
+    cli_ok(container["args"])
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert set(env) <= SETTINGS and Settings.from_env(env).agent_names == ["media"]
+    assert {container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")} <= ENDPOINTS
 
 
 def test_the_readme_shows_the_example_queries_the_tests_run() -> None:
