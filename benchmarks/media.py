@@ -3,13 +3,14 @@
     python benchmarks/media.py [--images 60]
 
 Images: the sample photos of samples/media (public domain and CC0: a cat, a coffee,
-a rocket launch, an astronaut) and a meme with text. Each row is measured on the same
-images in one run:
+a rocket launch, an astronaut), a meme with text, and a 6 s clip. Each row is measured on
+the same images in one run:
 
 - each model alone, seconds per image (NSFW and tags in batches of 8, OCR per image);
 - fetch and every model, through a local HTTP server, with the cache off (every image
   analysed) and then with the cache on (the same bytes again: reposts);
-- photos without text and memes with text apart: OCR costs most where it finds text.
+- photos without text and memes with text apart: OCR costs most where it finds text;
+- clips: keyframes decoded in the decoder's child process, then every model on each.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from streams.settings import DEFAULT_VISION_DIR  # noqa: E402
 SAMPLES = ROOT / "samples" / "media"
 PHOTOS = ["chelsea.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg"]
 MEMES = ["meme.png"]
+CLIPS = ["clip.mp4"]
+VIDEO_FRAMES = 8
 BATCH = 8
 
 
@@ -78,9 +81,9 @@ def model_rows(models: VisionModels, names: list[str], count: int) -> dict[str, 
     return seconds
 
 
-def end_to_end(analyser: MediaAnalyser, base: str, names: list[str], count: int) -> float:
-    """Images/s: fetch, decode, every model; posts of one image, batches of 8 posts like the agent."""
-    posts = [[{"type": "image", "url": f"{base}/{names[i % len(names)]}"}] for i in range(count)]
+def end_to_end(analyser: MediaAnalyser, base: str, names: list[str], count: int, kind: str = "image") -> float:
+    """Items/s: fetch, decode, every model; posts of one item, batches of 8 posts like the agent."""
+    posts = [[{"type": kind, "url": f"{base}/{names[i % len(names)]}"}] for i in range(count)]
     batches = [posts[i : i + BATCH] for i in range(0, count, BATCH)]
     return per_second(count, lambda: [analyser.analyse([analyser.fetch_all(p) for p in b]) for b in batches])
 
@@ -101,6 +104,7 @@ def row(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=60)
+    parser.add_argument("--clips", type=int, default=10)
     args = parser.parse_args()
     models = VisionModels(DEFAULT_VISION_DIR, threads=1)
     models.analyse([(SAMPLES / PHOTOS[0]).read_bytes()])  # warm-up
@@ -113,7 +117,19 @@ def main() -> None:
     for label, names in (("photos (no text)", PHOTOS), ("memes (text)", MEMES)):
         with serving(folder) as base:
             row(models, limits, folder, str(base), label, names, args.images)
+    clips(models, limits, folder, args.clips)
     shutil.rmtree(folder)
+
+
+def clips(models: VisionModels, limits: FetchLimits, folder: Path, count: int) -> None:
+    """Clips/s: fetch, keyframes decoded in the child process, every model on each keyframe."""
+    copies = distinct_copies(folder, CLIPS, count)
+    analyser = MediaAnalyser(models, limits, 4, cache_ttl_s=3600, video_frames=VIDEO_FRAMES)
+    with serving(folder) as base:
+        end_to_end(analyser, str(base), copies[:1], 1, "video")  # starts the decoder process
+        rate = end_to_end(analyser, str(base), copies, count, "video")
+    print(f"clips: {rate:.2f} clips/s ({VIDEO_FRAMES} keyframes each, {rate * VIDEO_FRAMES:.1f} frames/s; "
+          f"clip.mp4: 6 s, 320x240, one of its three scenes a meme)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ TOP_LABELS = 3
 MIN_OCR_SCORE = 0.6  # rapidocr's recognition confidence per line
 MIN_OCR_CHARS = 2
 MAX_OCR_SIDE = 1280
+OCR_DETECT_SIDE = 960
 MIN_FACE_PIXELS = 20
 MAX_FACE_SIDE = 1024  # the cascade's cost grows with the pixels; faces under 20 px there are not counted
 MIN_FACE_CONFIDENCE = 0.9
@@ -248,6 +249,11 @@ class VisionModels:
                 "Det.model_path": str(ocr / "det.onnx"),
                 "Cls.model_path": str(ocr / "cls.onnx"),
                 "Rec.model_path": str(ocr / "rec.onnx"),
+                # The detector sees the image at most OCR_DETECT_SIDE on its long side, never
+                # upscaled (rapidocr's default scales the short side up to 736: 10x the time on
+                # a small photo); recognition still reads the crops at full resolution.
+                "Det.limit_side_len": OCR_DETECT_SIDE,
+                "Det.limit_type": "max",
                 "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             }
