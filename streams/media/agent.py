@@ -28,8 +28,9 @@ from faust.types import EventT, StreamT
 from streams.batches import batch_loop
 from streams.errors import InvalidPost, Reason, Stage
 from streams.faust_compat import processing
+from streams.inference.language import detect_language, is_supported
 from streams.inference.moderation import decide
-from streams.inference.session import TextModel
+from streams.inference.session import Prediction, TextModel
 from streams.media.analyse import ItemOutcome, MediaAnalyser
 from streams.media.fetch import FetchLimits
 from streams.media.vision import VisionModels
@@ -119,14 +120,20 @@ class MediaAgent:
         started = time.perf_counter()
         predictions = model.predict(distinct)
         self.metrics.media_model_seconds.labels("ocr-text").observe((time.perf_counter() - started) / len(distinct))
-        return {text: self.scored(p) for text, p in zip(distinct, predictions, strict=True)}
+        return {text: self.scored(text, p) for text, p in zip(distinct, predictions, strict=True)}
 
-    def scored(self, prediction: Any) -> dict[str, Any]:
+    def scored(self, text: str, prediction: Prediction) -> dict[str, Any]:
+        """Like a post's text: in a language the model was not trained on (``supported`` false)
+        the text can go to review, never to block."""
+        language = detect_language(text)
+        supported = is_supported(language)
         scores = {head: result.scores for head, result in prediction.heads.items()}
-        decision = decide(scores, self.rt.thresholds, True)
+        decision = decide(scores, self.rt.thresholds, supported)
         return {
+            "language": language,
             "sentiment": {"label": prediction.heads["sentiment"].label, "scores": scores["sentiment"]},
             "moderation": {"scores": decision.scores, "action": decision.action, "reasons": decision.reasons},
+            "supported": supported,
         }
 
     def record(self, request: dict[str, Any], items: list[ItemOutcome], scores: dict[str, Any]) -> dict[str, Any]:
