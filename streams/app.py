@@ -20,13 +20,14 @@ from streams.commits import CommitGate, guard_commits
 from streams.fanout import Router, install_fanout
 from streams.inference.session import TextModel
 from streams.ingest.agent import install_enrich
-from streams.media.agent import install_media, requests_topic_name
+from streams.media.agent import install_media
 from streams.metrics import Metrics
 from streams.privacy.policy import PrivacyPolicy
 from streams.profiles.agent import ProfilesAgent, install_profiles
 from streams.rebalance import RebalanceTimer
 from streams.runtime import MAX_RECORD_BYTES, Runtime
 from streams.settings import Settings
+from streams.topics import media_requests_topic, profiles_by_user_topic
 from streams.transactions import SourceTransactions
 from streams.trends.agent import Trends, install_trends
 from streams.web.views import install_views
@@ -84,8 +85,9 @@ def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime
     runtime = Runtime(settings, app, model, Metrics(), privacy)
     for name in (settings.topic_raw, *settings.output_topics):
         runtime.topics[name] = runtime.raw_topic(name)
-    media_requests = requests_topic_name(settings.app_id)
-    runtime.topics[media_requests] = runtime.internal_topic(media_requests, settings.partitions)
+    # Topics between agents that may run in different workers: one declaration each, shared.
+    for internal in (media_requests_topic(settings.app_id), profiles_by_user_topic(settings.app_id)):
+        runtime.topics[internal] = runtime.internal_topic(internal, settings.partitions)
     runtime.metrics.model_info.info({"text": model.manifest.tag})
     app.sensors.add(RebalanceTimer(runtime.rebalances, runtime.metrics))
     if settings.guarantee == "exactly_once":

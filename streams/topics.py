@@ -20,6 +20,16 @@ class TopicSpec:
     compacted: bool = False
 
 
+def media_requests_topic(app_id: str) -> str:
+    """The enrich agent's posts with media, for the media agents (wherever they run)."""
+    return f"{app_id}-media-requests"
+
+
+def profiles_by_user_topic(app_id: str) -> str:
+    """The profiles agents' input: the fan-out's posts and erasures, the media agent's image tags."""
+    return f"{app_id}-profiles-by-user"
+
+
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     return [
         TopicSpec(settings.topic_raw),

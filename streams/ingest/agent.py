@@ -26,9 +26,10 @@ from streams.faust_compat import processing
 from streams.ingest.dedupe import SeenPosts
 from streams.ingest.enrich import enrich_batch
 from streams.ingest.parse import RawPost, parse_post
-from streams.media.agent import media_request, requests_topic_name
+from streams.media.agent import media_request
 from streams.metrics import batch_class
 from streams.runtime import Runtime
+from streams.topics import media_requests_topic
 
 log = logging.getLogger(__name__)
 PURGE_INTERVAL_S = 60.0
@@ -97,7 +98,7 @@ class EnrichAgent:
                 outputs.append(Output(self.settings.topic_flagged, key, result.flagged, event))
             request = media_request(result.record) if self.settings.media_analysis else None
             if request is not None:  # for the media agents, wherever they run
-                outputs.append(Output(requests_topic_name(self.settings.app_id), key, request, event))
+                outputs.append(Output(media_requests_topic(self.settings.app_id), key, request, event))
         return outputs
 
     async def publish(self, outputs: list[Output]) -> None:
@@ -157,7 +158,7 @@ def install_enrich(runtime: Runtime) -> EnrichAgent:
     @runtime.app.task
     async def declare_media_requests() -> None:
         # Created here too: the media workers may not have started yet (or ever, with no media agent).
-        await runtime.topics[requests_topic_name(settings.app_id)].maybe_declare()
+        await runtime.topics[media_requests_topic(settings.app_id)].maybe_declare()
 
     @runtime.app.timer(PURGE_INTERVAL_S)
     async def purge_seen_post_ids() -> None:

@@ -11,7 +11,9 @@ model like a post's own text, and one ``posts.media`` record per post is publish
 A post whose images or clips are NSFW, or say something the text heads flag, goes
 to ``posts.flagged`` with reasons such as ``image:nsfw``, ``image-text:offensive``,
 ``video:nsfw``.
-Offsets advance once every output of the batch is acknowledged (the batch loop).
+The tags of a post's pictures also go to its author's profile (``profiles-by-user``,
+as the fan-out sends posts: ``top_visual_tags``). Offsets advance once every output of
+the batch is acknowledged (the batch loop).
 """
 
 from __future__ import annotations
@@ -34,18 +36,16 @@ from streams.inference.session import Prediction, TextModel
 from streams.media.analyse import ItemOutcome, MediaAnalyser
 from streams.media.fetch import FetchLimits
 from streams.media.vision import VisionModels
+from streams.profiles import envelopes
 from streams.records import SCHEMA_VERSION
 from streams.runtime import Runtime
+from streams.topics import media_requests_topic, profiles_by_user_topic
 
 log = logging.getLogger(__name__)
 BATCH = 8
 LINGER_S = 0.2
 FETCH_THREADS = 8  # fetching waits on the network: more threads than cores
 ACTIONS = ("allow", "review", "block")
-
-
-def requests_topic_name(app_id: str) -> str:
-    return f"{app_id}-media-requests"
 
 
 def media_request(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -72,6 +72,7 @@ class MediaAgent:
         # The image models run in a thread of their own: the text model's thread stays free for posts.
         self.models_thread = ThreadPoolExecutor(1, "vision")
         self.models = {"vision": vision.tag, "text": runtime.model.manifest.tag}
+        self.by_user = profiles_by_user_topic(s.app_id)
 
     async def process(self, events: list[EventT]) -> None:
         loop = asyncio.get_running_loop()
@@ -96,7 +97,20 @@ class MediaAgent:
             outputs.append((self.rt.settings.topic_media, key, record, event))
             if record["moderation"]["action"] != "allow":
                 outputs.append((self.rt.settings.topic_flagged, key, {**record, "flagged_by": "media"}, event))
+            envelope = self.interests(record, event)
+            if envelope is not None:  # to the author's profile, by pseudonym, as the fan-out sends posts
+                outputs.append((self.by_user, record["user_id"].encode(), dict(envelope), event))
         await self.publish(outputs)
+
+    def interests(self, record: dict[str, Any], event: EventT) -> envelopes.MediaEnvelope | None:
+        """The post's image tags (each at its best item's score) for its author's profile."""
+        tags: dict[str, float] = {}
+        for item in record["items"]:
+            for tag in item.get("tags", []):
+                tags[tag["tag"]] = max(tags.get(tag["tag"], 0.0), tag["score"])
+        if not tags or not isinstance(record.get("user_id"), str) or not isinstance(record.get("created_at_ms"), int):
+            return None
+        return envelopes.media_envelope(tags, record["created_at_ms"], event.message.partition, event.message.offset)
 
     def parsed(self, value: bytes | None) -> dict[str, Any]:
         try:
@@ -188,7 +202,7 @@ def install_media(runtime: Runtime) -> MediaAgent:
     vision = VisionModels(s.vision_model_dir, s.model_threads)
     runtime.metrics.model_info.info({"text": runtime.model.manifest.tag, "vision": vision.tag})
     agent = MediaAgent(runtime, vision)
-    source = runtime.topics[requests_topic_name(s.app_id)]
+    source = runtime.topics[media_requests_topic(s.app_id)]
     loop = batch_loop(runtime, "media")
 
     @runtime.agent(source, name="media")

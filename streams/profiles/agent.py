@@ -25,9 +25,9 @@ from streams.errors import InvalidPost, Reason, Stage
 from streams.faust_compat import processing
 from streams.ingest.parse import MAX_ID_CHARS
 from streams.profiles import envelopes
-from streams.profiles.fold import Profile, new_profile, published_profile, update_profile
+from streams.profiles.fold import Profile, add_visual_tags, new_profile, published_profile, update_profile
 from streams.runtime import Runtime
-from streams.topics import compaction_config
+from streams.topics import compaction_config, profiles_by_user_topic
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 1.0
@@ -66,7 +66,7 @@ class ProfilesAgent:
             extra_topic_configs=compaction_config(settings),  # erased users leave the changelog too
             help="pseudonymous user id -> profile",
         )
-        self.by_user = runtime.internal_topic(f"{settings.app_id}-profiles-by-user", settings.partitions)
+        self.by_user = runtime.topics[profiles_by_user_topic(settings.app_id)]
         self.out = runtime.raw_topic(settings.topic_profiles)
         self.last_published: dict[str, float] = {}
         # user -> the envelope that last changed a profile held back by the rate limit: its
@@ -109,14 +109,21 @@ class ProfilesAgent:
         envelope = envelopes.decode(event.value)
         if envelope["kind"] == "erase":
             return await self.erase(event, user)
-        profile: Profile = self.table.get(user) or new_profile(user)
+        held: Profile | None = self.table.get(user)
+        if envelope["kind"] == "media" and held is None:
+            return None  # pictures alone start no profile (nor bring back an erased one)
+        profile: Profile = held or new_profile(user)
         partition, offset = envelope["source"]
+        source = f"media-{partition}" if envelope["kind"] == "media" else str(partition)
         applied = profile.get("applied_offsets", {})
-        if offset <= applied.get(str(partition), -1):
+        if offset <= applied.get(source, -1):
             self.rt.metrics.profile_repeats.inc()
             return None
-        profile = update_profile(profile, envelope["post"])
-        profile["applied_offsets"] = {**applied, str(partition): offset}
+        if envelope["kind"] == "media":
+            profile = add_visual_tags(profile, envelope["tags"], envelope["at_ms"])
+        else:
+            profile = update_profile(profile, envelope["post"])
+        profile["applied_offsets"] = {**applied, source: offset}
         with processing(event):
             self.table[user] = profile
         if time.monotonic() - self.last_published.get(user, 0.0) >= self.interval_s:

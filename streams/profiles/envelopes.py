@@ -1,10 +1,13 @@
 """What the fan-out sends to the profiles agent on ``profiles-by-user``, keyed by pseudonymous user id.
 
     {"kind": "post", "post": {fields of the enriched post}, "source": [partition, offset]}
+    {"kind": "media", "tags": {tag: score}, "at_ms": the post's event ms, "source": [partition, offset]}
     {"kind": "erase", "requested_at_ms": epoch ms}
 
 The source partition and offset make the fold idempotent: a repeat of an
 envelope (re-sent, or re-read after a rebalance) is recognised and skipped.
+A post's source is its posts.enriched partition; a media envelope's, the media
+agent's input partition (applied offsets kept apart: ``media-<partition>``).
 """
 
 from __future__ import annotations
@@ -22,16 +25,27 @@ class PostEnvelope(TypedDict):
     source: tuple[int, int]  # posts.enriched partition, offset
 
 
+class MediaEnvelope(TypedDict):
+    kind: Literal["media"]
+    tags: dict[str, float]  # the post's image tags, each at its best item's score
+    at_ms: int
+    source: tuple[int, int]  # media requests partition, offset
+
+
 class EraseEnvelope(TypedDict):
     kind: Literal["erase"]
     requested_at_ms: int
 
 
-Envelope = PostEnvelope | EraseEnvelope
+Envelope = PostEnvelope | MediaEnvelope | EraseEnvelope
 
 
 def post_envelope(post: dict[str, Any], partition: int, offset: int) -> PostEnvelope:
     return {"kind": "post", "post": {name: post.get(name) for name in POST_FIELDS}, "source": (partition, offset)}
+
+
+def media_envelope(tags: dict[str, float], at_ms: int, partition: int, offset: int) -> MediaEnvelope:
+    return {"kind": "media", "tags": tags, "at_ms": at_ms, "source": (partition, offset)}
 
 
 def erase_envelope(now_ms: int) -> EraseEnvelope:
@@ -48,4 +62,6 @@ def decode(value: bytes) -> Envelope:
     if raw["kind"] == "erase":
         return {"kind": "erase", "requested_at_ms": int(raw["requested_at_ms"])}
     partition, offset = raw["source"]
+    if raw["kind"] == "media":
+        return media_envelope(dict(raw["tags"]), int(raw["at_ms"]), int(partition), int(offset))
     return {"kind": "post", "post": raw["post"], "source": (int(partition), int(offset))}

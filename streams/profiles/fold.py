@@ -32,6 +32,9 @@ class Profile(TypedDict):
     interests_at: int | None  # event ms the weights are aged to
     engagement: dict[str, int]  # likes, reposts, replies received
     languages: dict[str, int]
+    # image tag -> decayed weight (what the user's pictures show), and the event ms it is aged to
+    visual: NotRequired[dict[str, float]]
+    visual_at: NotRequired[int | None]
     # posts.enriched partition -> offset of the last post folded in (makes the fold idempotent)
     applied_offsets: NotRequired[dict[str, int]]
 
@@ -92,12 +95,25 @@ def update_profile(profile: Profile, post: dict[str, Any]) -> Profile:
     return out
 
 
+def add_visual_tags(profile: Profile, tags: dict[str, float], at_ms: int) -> Profile:
+    """The profile after the tags of one post's pictures (each weighted by its score), decayed
+    like hashtags: the same half-life, a late post counting less."""
+    previous_at = profile.get("visual_at")
+    newest = max(at_ms, previous_at or at_ms)
+    visual = decay(profile.get("visual", {}), previous_at, newest)
+    weight = math.pow(0.5, (newest - at_ms) / DAY_MS / INTEREST_HALF_LIFE_DAYS)
+    for tag, score in tags.items():
+        visual[tag] = visual.get(tag, 0.0) + weight * score
+    return {**profile, "visual": _top(visual), "visual_at": newest}
+
+
 def published_profile(profile: Profile) -> dict[str, Any]:
     """The record for users.profiles: counts plus the derived rates and top interests."""
     posts = max(profile["posts"], 1)
     first, last = profile["first_seen"], profile["last_seen"]
     span_days = max((last - first) / DAY_MS, 1.0) if first is not None and last is not None else 1.0
     top = sorted(profile["hashtags"].items(), key=lambda item: (-item[1], item[0]))[:TOP_INTERESTS]
+    visual = sorted(profile.get("visual", {}).items(), key=lambda item: (-item[1], item[0]))[:TOP_INTERESTS]
     return {
         "schema_version": SCHEMA_VERSION,
         "user_id": profile["user_id"],
@@ -108,6 +124,7 @@ def published_profile(profile: Profile) -> dict[str, Any]:
         "sentiment_mix": {label: round(count / posts, 4) for label, count in profile["sentiment"].items()},
         "toxicity_rate": round(profile["flagged"] / posts, 4),
         "top_hashtags": [{"tag": tag, "weight": weight} for tag, weight in top],
+        "top_visual_tags": [{"tag": tag, "weight": weight} for tag, weight in visual],
         "interests_decay_half_life_days": INTEREST_HALF_LIFE_DAYS,
         "engagement_received": profile["engagement"],
         "languages": profile["languages"],

@@ -4,6 +4,7 @@ broker, real photos from a local HTTP server, the real models."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 
@@ -19,7 +20,7 @@ def post(post_id: str, media: list[dict[str, str]], text: str = "look at this") 
 def test_a_media_worker_apart_from_the_text_worker_analyses_every_image_and_flags_a_meme(
     pipeline: Pipeline, media_server: str
 ) -> None:
-    pipeline.extra_env = {"STREAMS_MEDIA_ALLOW_HOSTS": "127.0.0.1"}
+    pipeline.extra_env = {"STREAMS_MEDIA_ALLOW_HOSTS": "127.0.0.1", "STREAMS_PROFILE_PUBLISH_INTERVAL_S": "0"}
     pipeline.start_worker({"STREAMS_AGENTS": "enrich,profiles,trends"})
     pipeline.start_worker({"STREAMS_AGENTS": "media"}, consuming=f"{pipeline.name}-media-requests")
     image = lambda name: {"type": "image", "url": f"{media_server}/{name}"}  # noqa: E731
@@ -29,9 +30,13 @@ def test_a_media_worker_apart_from_the_text_worker_analyses_every_image_and_flag
         post("meme", [image("meme.png")]),
         post("gone", [image("missing.jpg")]),
         post("clip", [{"type": "video", "url": f"{media_server}/clip.mp4"}]),
-        post("text-only", [], "no pictures today"),
     ]
+    # The author's profile first: pictures add interests to a profile, they start none.
+    first = post("text-only", [], "no pictures today")
+    pipeline.produce([first])
+    pipeline.read(f"{pipeline.name}.profiles", lambda records: len(records) >= 1, 120)
     pipeline.produce(posts)
+    posts.append(first)
 
     with_media = {b"cat", b"cat-again", b"meme", b"gone", b"clip"}
     media = dict(pipeline.consume_keys("media", with_media, timeout_s=120))
@@ -55,6 +60,14 @@ def test_a_media_worker_apart_from_the_text_worker_analyses_every_image_and_flag
     flagged = dict(pipeline.consume_keys("flagged", {b"meme", b"clip"}))
     assert flagged[b"meme"]["flagged_by"] == "media" and flagged[b"meme"]["items"] == meme["items"]
     validate_all("posts.flagged", [flagged[b"meme"], flagged[b"clip"]])
+
+    def visual(records: list[tuple[bytes | None, Any]]) -> set[str]:
+        latest = [value for _, value in records if value is not None][-1:]
+        return {t["tag"] for profile in latest for t in profile.get("top_visual_tags", [])}
+
+    profiles = pipeline.read(f"{pipeline.name}.profiles", lambda records: {"cat", "drink"} <= visual(records), 120)
+    assert {"cat", "drink"} <= visual(profiles)  # what the author's pictures show
+    validate_all("users.profiles", [value for _, value in profiles if value is not None])
 
     metrics = pipeline.metrics(1)
     assert 'streams_media_items_total{outcome="cached"} 1.0' in metrics

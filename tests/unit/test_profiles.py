@@ -7,7 +7,14 @@ import pytest
 from streams.errors import InvalidPost, Reason
 from streams.profiles import envelopes
 from streams.profiles.agent import erasure_user
-from streams.profiles.fold import DAY_MS, INTEREST_HALF_LIFE_DAYS, new_profile, published_profile, update_profile
+from streams.profiles.fold import (
+    DAY_MS,
+    INTEREST_HALF_LIFE_DAYS,
+    add_visual_tags,
+    new_profile,
+    published_profile,
+    update_profile,
+)
 
 T0 = 1_700_000_000_000
 
@@ -56,12 +63,25 @@ def test_the_published_profile_has_rates_and_top_hashtags() -> None:
     assert published_profile(new_profile("u2"))["posts_per_day"] == 0.0
 
 
+def test_picture_tags_become_decayed_visual_interests_weighted_by_their_score() -> None:
+    profile = update_profile(new_profile("u1"), post(T0))
+    later = T0 + int(INTEREST_HALF_LIFE_DAYS * DAY_MS)
+    profile = add_visual_tags(profile, {"cat": 0.9, "animal": 1.0}, T0)
+    profile = add_visual_tags(profile, {"food": 0.8}, later)  # a half-life later: the cat is worth half
+    assert profile["visual"] == {"food": 0.8, "animal": 0.5, "cat": 0.45}
+    record = published_profile(profile)
+    assert record["top_visual_tags"][0] == {"tag": "food", "weight": 0.8}
+    assert published_profile(new_profile("u2"))["top_visual_tags"] == []
+
+
 def test_envelopes_round_trip() -> None:
     sent = envelopes.post_envelope({"created_at_ms": T0, "text": "not carried", "language": "en"}, 3, 41)
     back = envelopes.decode(envelopes.encode(sent))
     assert back["kind"] == "post" and back["source"] == (3, 41)
     assert "text" not in back["post"] and back["post"]["language"] == "en"
     assert envelopes.decode(envelopes.encode(envelopes.erase_envelope(T0))) == {"kind": "erase", "requested_at_ms": T0}
+    media = envelopes.media_envelope({"cat": 0.9}, T0, 2, 7)
+    assert envelopes.decode(envelopes.encode(media)) == media
 
 
 @pytest.mark.parametrize(
