@@ -88,6 +88,19 @@ def broker(action: str, bootstrap: str) -> None:
     subprocess.run([str(KAFKA_SCRIPT), action], env=broker_env(port), check=True, stdout=subprocess.DEVNULL)
 
 
+def empty_test_broker(port: int) -> None:
+    """Remove the data of the test broker on ``port`` unless it runs (then it is someone's).
+
+    Every test makes topics of its own and no session reads another's; kept, they pile up
+    (tens of thousands of partitions after a few hundred sessions) until the broker runs out
+    of open files and takes its log directory offline (KafkaStorageError) mid-session."""
+    if os.environ.get("KAFKA_BOOTSTRAP"):
+        return
+    env = broker_env(port)
+    if subprocess.run([str(KAFKA_SCRIPT), "status"], env=env, capture_output=True).returncode != 0:
+        subprocess.run([str(KAFKA_SCRIPT), "clean"], env=env, check=True, capture_output=True)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,7 +1,8 @@
 """Fixtures against a real Apache Kafka broker: one broker for the session, a Pipeline per test.
 
 The broker comes from deploy/local/kafka (the project's own ``start_broker``) on a
-port of its own (KAFKA_TEST_PORT, default 19092) unless KAFKA_BOOTSTRAP names one.
+port of its own (KAFKA_TEST_PORT, default 19092) unless KAFKA_BOOTSTRAP names one; a
+session that starts it starts it empty (the topics of earlier sessions removed).
 Every test gets a unique app id and unique topic names, so tests never see each
 other's records. Every test here is marked ``integration``: ``-m "not integration"``
 runs the unit tests alone, without a broker.
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from streams.demo import start_broker, stop_broker
-from tests.support import Pipeline
+from tests.support import Pipeline, empty_test_broker
 
 HERE = Path(__file__).resolve().parent
 
@@ -35,6 +36,7 @@ def broker_port() -> int:
 @pytest.fixture(scope="session")
 def bootstrap() -> Iterator[str]:
     port = broker_port()
+    empty_test_broker(port)
     address, started = start_broker(port)
     try:
         yield address
