@@ -187,14 +187,16 @@ def serving(folder: Path | None) -> Iterator[str | None]:
 
 
 def show_media(console: Console, settings: Settings, base_url: str) -> int:
-    """Post each sample image; show its tags, NSFW score, text read and moderation."""
-    samples = sorted(p.name for p in SAMPLE_MEDIA.iterdir() if p.suffix in (".jpg", ".png"))
+    """Post each sample image and clip; show its tags, NSFW score, people, text read and moderation."""
+    kinds = {".jpg": "image", ".png": "image", ".mp4": "video"}
+    samples = sorted(p.name for p in SAMPLE_MEDIA.iterdir() if p.suffix in kinds)
     stamp = int(time.time() * 1000)
-    posts = {
-        f"media-demo-{stamp}-{name}": {"id": f"media-demo-{stamp}-{name}", "user_id": "demo", "text": f"look: {name}",
-                                       "created_at": stamp, "media": [{"type": "image", "url": f"{base_url}/{name}"}]}
-        for name in samples
-    }  # fmt: skip
+    posts: dict[str, dict[str, Any]] = {}
+    for name in samples:
+        post_id = f"media-demo-{stamp}-{name}"
+        media = [{"type": kinds[Path(name).suffix], "url": f"{base_url}/{name}"}]
+        posts[post_id] = {"id": post_id, "user_id": "demo", "text": f"look: {name}", "created_at": stamp}
+        posts[post_id]["media"] = media
     ready = threading.Event()
 
     def produce() -> None:
@@ -213,7 +215,7 @@ def show_media(console: Console, settings: Settings, base_url: str) -> int:
         shown += 1
         console.print(media_line(value))
     console.print(
-        f"[bold green]{shown} of {len(posts)} images analysed[/] (social-streams tail {settings.topic_media})"
+        f"[bold green]{shown} of {len(posts)} images and clips analysed[/] (social-streams tail {settings.topic_media})"
     )
     return 0 if shown == len(posts) else 1
 
