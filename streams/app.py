@@ -27,7 +27,7 @@ from streams.profiles.agent import ProfilesAgent, install_profiles
 from streams.rebalance import RebalanceTimer
 from streams.runtime import MAX_RECORD_BYTES, Runtime
 from streams.settings import Settings
-from streams.topics import media_requests_topic, profiles_by_user_topic
+from streams.topics import media_requests_topic, profiles_by_user_topic, visual_by_term_topic
 from streams.transactions import SourceTransactions
 from streams.trends.agent import Trends, install_trends
 from streams.web.views import install_views
@@ -86,7 +86,8 @@ def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime
     for name in (settings.topic_raw, *settings.output_topics):
         runtime.topics[name] = runtime.raw_topic(name)
     # Topics between agents that may run in different workers: one declaration each, shared.
-    for internal in (media_requests_topic(settings.app_id), profiles_by_user_topic(settings.app_id)):
+    shared = (media_requests_topic, profiles_by_user_topic, visual_by_term_topic)
+    for internal in (name(settings.app_id) for name in shared):
         runtime.topics[internal] = runtime.internal_topic(internal, settings.partitions)
     runtime.metrics.model_info.info({"text": model.manifest.tag})
     app.sensors.add(RebalanceTimer(runtime.rebalances, runtime.metrics))

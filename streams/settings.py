@@ -150,8 +150,8 @@ ENV: list[tuple[str, str, str, str]] = [
     (
         "trend_kinds",
         "STREAMS_TREND_KINDS",
-        "hashtag,cashtag,keyword,topic",
-        "Trend term kinds (hashtag, cashtag, keyword, topic); each can be left out",
+        "hashtag,cashtag,keyword,topic,visual",
+        "Trend term kinds (hashtag, cashtag, keyword, topic, visual: image tags); each can be left out",
     ),
     ("trend_window_s", "STREAMS_TREND_WINDOW_S", "60", "Tumbling trend window, seconds of event time"),
     ("trend_hop_size_s", "STREAMS_TREND_HOP_SIZE_S", "600", "Hopping trend window size, seconds (0 = none)"),

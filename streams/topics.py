@@ -30,6 +30,11 @@ def profiles_by_user_topic(app_id: str) -> str:
     return f"{app_id}-profiles-by-user"
 
 
+def visual_by_term_topic(app_id: str) -> str:
+    """The media agents' image-tag mentions and watermarks, for the visual trends stage."""
+    return f"{app_id}-trends-visual-by-term"
+
+
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     return [
         TopicSpec(settings.topic_raw),

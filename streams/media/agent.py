@@ -28,6 +28,7 @@ import orjson
 from faust.types import EventT, StreamT
 
 from streams.batches import batch_loop
+from streams.commits import gated
 from streams.errors import InvalidPost, Reason, Stage
 from streams.faust_compat import processing
 from streams.inference.language import detect_language, is_supported
@@ -39,12 +40,14 @@ from streams.media.vision import VisionModels
 from streams.profiles import envelopes
 from streams.records import SCHEMA_VERSION
 from streams.runtime import Runtime
-from streams.topics import media_requests_topic, profiles_by_user_topic
+from streams.topics import media_requests_topic, profiles_by_user_topic, visual_by_term_topic
+from streams.trends.visual import VisualRouter
 
 log = logging.getLogger(__name__)
 BATCH = 8
 LINGER_S = 0.2
 FETCH_THREADS = 8  # fetching waits on the network: more threads than cores
+HEARTBEAT_S = 1.0  # the visual trends' watermark reports while the stream is paused
 ACTIONS = ("allow", "review", "block")
 
 
@@ -73,6 +76,11 @@ class MediaAgent:
         self.models_thread = ThreadPoolExecutor(1, "vision")
         self.models = {"vision": vision.tag, "text": runtime.model.manifest.tag}
         self.by_user = profiles_by_user_topic(s.app_id)
+        self.visual: VisualRouter | None = None
+        if "visual" in s.trend_kind_names:  # the pictures' tags as trend terms
+            visual_topic = runtime.topics[visual_by_term_topic(s.app_id)]
+            self.visual = VisualRouter(runtime.app, visual_topic, s.partitions, media_requests_topic(s.app_id))
+            runtime.on_roll_back.append(self.visual.forget)
 
     async def process(self, events: list[EventT]) -> None:
         loop = asyncio.get_running_loop()
@@ -85,6 +93,7 @@ class MediaAgent:
                 outputs.append(
                     (self.rt.settings.topic_deadletter, event.key, self.rt.dead_letter_for(event, error), event)
                 )
+        published: list[tuple[EventT, dict[str, Any]]] = []
         fetched = await asyncio.gather(
             *(loop.run_in_executor(self.fetchers, self.analyser.fetch_all, request["media"]) for _, request in requests)
         )
@@ -95,12 +104,15 @@ class MediaAgent:
             record = self.record(request, items, scores)
             key = request["id"].encode()
             outputs.append((self.rt.settings.topic_media, key, record, event))
+            published.append((event, record))
             if record["moderation"]["action"] != "allow":
                 outputs.append((self.rt.settings.topic_flagged, key, {**record, "flagged_by": "media"}, event))
             envelope = self.interests(record, event)
             if envelope is not None:  # to the author's profile, by pseudonym, as the fan-out sends posts
                 outputs.append((self.by_user, record["user_id"].encode(), dict(envelope), event))
         await self.publish(outputs)
+        if self.visual is not None:
+            await self.visual.route(published)
 
     def interests(self, record: dict[str, Any], event: EventT) -> envelopes.MediaEnvelope | None:
         """The post's image tags (each at its best item's score) for its author's profile."""
@@ -208,5 +220,13 @@ def install_media(runtime: Runtime) -> MediaAgent:
     @runtime.agent(source, name="media")
     async def media(stream: StreamT) -> None:
         await loop.run(stream, BATCH, LINGER_S, agent.process)
+
+    visual = agent.visual
+    if visual is not None:
+
+        @runtime.app.timer(HEARTBEAT_S)
+        async def visual_heartbeat() -> None:
+            async with gated(runtime.commit_gate):  # exactly-once: in the transactions of the partitions
+                await visual.heartbeat()
 
     return agent

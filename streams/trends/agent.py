@@ -34,7 +34,7 @@ from streams.batches import batch_loop
 from streams.commits import gated
 from streams.faust_compat import processing
 from streams.runtime import Runtime
-from streams.topics import compaction_config
+from streams.topics import compaction_config, visual_by_term_topic
 from streams.trends import windows
 from streams.trends.cluster import CLUSTER_SOURCE, ClusterStage
 from streams.trends.detect import DetectorSettings, tsb_smoothing
@@ -74,9 +74,16 @@ def detector_settings(runtime: Runtime) -> DetectorSettings:
 
 
 class WindowsStage:
-    """The ``trends`` agent's work: mentions into panes, final windows out."""
+    """The ``trends`` agent's work: mentions into panes, final windows out.
 
-    def __init__(self, runtime: Runtime, by_term: TopicT, latest: LatestWindows, topics_on: bool) -> None:
+    Two instances run: the text terms' (sources: the posts.enriched partitions and the topic
+    clusterer) and the image tags' (``visual``; sources: the media agents' input partitions),
+    each with its own input, table and watermarks, so slow images never hold text windows back.
+    """
+
+    def __init__(
+        self, runtime: Runtime, by_term: TopicT, latest: LatestWindows, sources: list[str], table: str = "trend-terms"
+    ) -> None:
         s = runtime.settings
         self.rt = runtime
         self.metrics = runtime.metrics
@@ -85,7 +92,7 @@ class WindowsStage:
         self.by_term = by_term
         self.latest = latest
         self.table = runtime.app.Table(
-            "trend-terms",
+            table,
             default=None,
             partitions=s.partitions,
             extra_topic_configs=compaction_config(s),
@@ -93,7 +100,7 @@ class WindowsStage:
         )
         self.windows_out = runtime.raw_topic(s.topic_trends)
         self.alerts_out = runtime.raw_topic(s.topic_alerts)
-        self.sources = [str(p) for p in range(s.partitions)] + ([CLUSTER_SOURCE] if topics_on else [])
+        self.sources = sources
         self.schedulers: dict[int, WindowScheduler] = {}
         # The latest watermark event of each partition: table writes of closes go to its partition.
         self.marks: dict[int, EventT] = {}
@@ -265,9 +272,15 @@ class Trends:
         self.cluster = ClusterStage(runtime.app, s, to_cluster, sender) if to_cluster is not None else None
         if self.cluster is not None:
             runtime.on_roll_back.append(self.cluster.forget)
-        self.windows = WindowsStage(runtime, by_term, self.latest, topics_on)
+        sources = [str(p) for p in range(s.partitions)]
+        self.windows = WindowsStage(runtime, by_term, self.latest, sources + ([CLUSTER_SOURCE] if topics_on else []))
+        self.visual: WindowsStage | None = None
+        if "visual" in s.trend_kind_names:  # image tags from the media agents, wherever they run
+            visual_topic = runtime.topics[visual_by_term_topic(s.app_id)]
+            self.visual = WindowsStage(runtime, visual_topic, self.latest, sources, "trend-visual")
         self.by_term = by_term
-        self.query = TrendsQuery(self.windows.table, self.latest, self.windows.detector)
+        tables = {"visual": self.visual.table} if self.visual is not None else {}
+        self.query = TrendsQuery(self.windows.table, self.latest, self.windows.detector, tables)
 
 
 def install_trends(runtime: Runtime) -> Trends:
@@ -289,6 +302,14 @@ def install_trends(runtime: Runtime) -> Trends:
     async def windows_agent(stream: StreamT) -> None:
         await windows_loop.run(stream, ROUTE_BATCH, ROUTE_LINGER_S, trends.windows.apply)
 
+    visual = trends.visual
+    if visual is not None:
+        visual_loop = batch_loop(runtime, "trends-visual")
+
+        @runtime.agent(visual.by_term, name="trends-visual")
+        async def visual_agent(stream: StreamT) -> None:
+            await visual_loop.run(stream, ROUTE_BATCH, ROUTE_LINGER_S, visual.apply)
+
     @app.timer(IDLE_CHECK_S)
     async def close_idle_windows() -> None:
         # Windows closed here are published and marked closed in one transaction.
@@ -297,5 +318,7 @@ def install_trends(runtime: Runtime) -> Trends:
             if cluster is not None:
                 await cluster.heartbeat()
             await trends.windows.close_idle()
+            if visual is not None:
+                await visual.close_idle()
 
     return trends

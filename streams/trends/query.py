@@ -7,6 +7,7 @@ worker, for the top-K view; ``term`` reads one term's state from the table.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from streams.runtime import TableView
@@ -63,14 +64,21 @@ def term_view(state: TermState, detector: detect.DetectorSettings) -> dict[str, 
 class TrendsQuery:
     """The trends stage as the views see it: top-K of this worker, one term by key."""
 
-    def __init__(self, table: TableView, latest: LatestWindows, detector: detect.DetectorSettings) -> None:
-        self.table = table
+    def __init__(
+        self,
+        table: TableView,
+        latest: LatestWindows,
+        detector: detect.DetectorSettings,
+        by_kind: Mapping[str, TableView] | None = None,
+    ) -> None:
+        self.table = table  # the text terms' (and, for the views, the partitioning of every term)
         self.latest = latest
         self.detector = detector
+        self.by_kind = by_kind or {}  # kinds held in a table of their own: visual
 
     def top(self, kind: str, k: int) -> list[dict[str, Any]]:
         return self.latest.top(kind, k)
 
     def term(self, kind: str, term: str) -> dict[str, Any] | None:
-        state: TermState | None = self.table.get(term_key(kind, term))
+        state: TermState | None = self.by_kind.get(kind, self.table).get(term_key(kind, term))
         return None if state is None else term_view(state, self.detector)

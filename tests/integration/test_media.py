@@ -4,6 +4,7 @@ broker, real photos from a local HTTP server, the real models."""
 from __future__ import annotations
 
 import time
+import urllib.request
 from typing import Any
 
 import orjson
@@ -72,3 +73,38 @@ def test_a_media_worker_apart_from_the_text_worker_analyses_every_image_and_flag
     metrics = pipeline.metrics(1)
     assert 'streams_media_items_total{outcome="cached"} 1.0' in metrics
     assert 'streams_media_items_total{outcome="analysed"} 4.0' in metrics
+
+
+def test_what_pictures_show_trends_as_visual_terms_counted_per_window(pipeline: Pipeline, media_server: str) -> None:
+    pipeline.extra_env = {
+        "STREAMS_MEDIA_ALLOW_HOSTS": "127.0.0.1",
+        "STREAMS_AGENTS": "enrich,profiles,trends,media",
+        "STREAMS_TREND_KINDS": "hashtag,visual",
+        "STREAMS_TREND_HOP_SIZE_S": "0",
+        "STREAMS_TREND_IDLE_S": "5",  # a media partition with no post stops holding the watermark soon
+    }
+    pipeline.start_worker()
+    start = (int(time.time() * 1000) - 3_600_000) // 60_000 * 60_000
+    image = lambda name: [{"type": "image", "url": f"{media_server}/{name}"}]  # noqa: E731
+
+    def at(post_id: str, ms: int, media: list[dict[str, str]]) -> tuple[bytes, bytes]:
+        value = {"id": post_id, "user_id": f"u-{post_id}", "text": "look", "created_at": ms, "media": media}
+        return post_id.encode(), orjson.dumps(value)
+
+    posts = [at(f"cat-{i}", start + i * 1000, image("chelsea.jpg")) for i in range(4)]
+    posts += [at(f"coffee-{i}", start + 5000 + i, image("coffee.jpg")) for i in range(2)]
+    posts.append(at("later", start + 600_000, image("chelsea.jpg")))  # moves the watermark past the first window
+    pipeline.produce(posts)
+
+    def first_window(records: list[tuple[bytes | None, Any]]) -> dict[str, int]:
+        windows = [r for _, r in records if r["kind"] == "visual" and r["window"]["type"] == "tumbling"]
+        return {r["term"]: r["count"] for r in windows if r["window"]["start_ms"] == start}
+
+    trends = pipeline.read(f"{pipeline.name}.trends", lambda rs: {"cat", "drink"} <= set(first_window(rs)), 180)
+    counts = first_window(trends)
+    assert counts["cat"] == 4 and counts["drink"] == 2 and counts["animal"] == 4
+    validate_all("trends.windows", [r for _, r in trends])
+    top = orjson.loads(
+        urllib.request.urlopen(f"http://127.0.0.1:{pipeline.ports[0]}/trends/top?kind=visual&k=5").read()
+    )
+    assert "cat" in {entry["term"] for entry in top["top"]}

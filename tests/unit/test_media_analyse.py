@@ -15,6 +15,7 @@ from streams.media.fetch import FetchLimits
 from streams.media.vision import VisionModels
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.trends.visual import visual_mentions
 from tests.conftest import MEDIA
 from tests.schema import validate_all
 
@@ -58,7 +59,8 @@ def test_a_bad_item_gets_an_error_and_never_fails_the_post(vision_models: Vision
 
 
 def agent(text_model: TextModel, vision_models: VisionModels) -> MediaAgent:
-    settings = Settings.from_env({"STREAMS_MEDIA_ALLOW_HOSTS": "127.0.0.1"})
+    # The record alone: no visual trends (their router needs the app's topics; tested apart).
+    settings = Settings.from_env({"STREAMS_MEDIA_ALLOW_HOSTS": "127.0.0.1", "STREAMS_TREND_KINDS": "hashtag"})
     thresholds = Thresholds.resolve(text_model.manifest.thresholds, None, None)
     runtime: Any = SimpleNamespace(settings=settings, metrics=Metrics(), model=text_model, thresholds=thresholds)
     return MediaAgent(runtime, vision_models)
@@ -82,6 +84,10 @@ def test_a_meme_that_says_something_offensive_is_flagged_like_a_post_that_says_i
     assert record["models"]["vision"].startswith("vision@") and record["id"] == "p1"
     validate_all("posts.media", [record])
     validate_all("posts.flagged", [{**record, "flagged_by": "media"}])
+    # Trend terms: the tags a picture shows clearly, once per post, toxic as the post was moderated.
+    mentions = visual_mentions({**record, "created_at_ms": 5}, 1, 41)
+    assert [key.split("\x1f")[1] for key, _ in mentions] == ["drink"]  # the coffee; the meme shows no object
+    assert all(m.partition == 1 and m.offset == 41 and m.toxic == 1 for _, m in mentions)
 
 
 def test_photos_without_anything_to_flag_are_allowed(
