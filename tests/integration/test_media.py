@@ -100,7 +100,8 @@ def test_what_pictures_show_trends_as_visual_terms_counted_per_window(pipeline: 
         windows = [r for _, r in records if r["kind"] == "visual" and r["window"]["type"] == "tumbling"]
         return {r["term"]: r["count"] for r in windows if r["window"]["start_ms"] == start}
 
-    trends = pipeline.read(f"{pipeline.name}.trends", lambda rs: {"cat", "drink"} <= set(first_window(rs)), 180)
+    wanted = {"cat", "drink", "animal"}  # each its own record: wait for all
+    trends = pipeline.read(f"{pipeline.name}.trends", lambda rs: wanted <= set(first_window(rs)), 180)
     counts = first_window(trends)
     assert counts["cat"] == 4 and counts["drink"] == 2 and counts["animal"] == 4
     validate_all("trends.windows", [r for _, r in trends])
@@ -108,3 +109,22 @@ def test_what_pictures_show_trends_as_visual_terms_counted_per_window(pipeline: 
         urllib.request.urlopen(f"http://127.0.0.1:{pipeline.ports[0]}/trends/top?kind=visual&k=5").read()
     )
     assert "cat" in {entry["term"] for entry in top["top"]}
+
+
+def test_a_killed_media_worker_loses_no_post(pipeline: Pipeline, media_server: str) -> None:
+    pipeline.extra_env = {"STREAMS_MEDIA_ALLOW_HOSTS": "127.0.0.1", "STREAMS_TREND_KINDS": "hashtag"}
+    pipeline.start_worker({"STREAMS_AGENTS": "enrich"})
+    consuming = f"{pipeline.name}-media-requests"
+    media_worker = pipeline.start_worker({"STREAMS_AGENTS": "media"}, consuming=consuming)
+    names = ["chelsea.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg", "meme.png", "clip.mp4"]
+    posts = [
+        post(f"p{i}", [{"type": "video" if n.endswith(".mp4") else "image", "url": f"{media_server}/{n}?{i}"}])
+        for i, n in enumerate(names * 10)
+    ]
+    pipeline.produce(posts)
+    pipeline.read("media", lambda records: len(records) >= 5, 120)
+    pipeline.kill(media_worker)  # SIGKILL mid-stream: what it had not committed is analysed again
+    pipeline.start_worker({"STREAMS_AGENTS": "media"}, consuming=consuming)
+    media = pipeline.consume_keys("media", {key for key, _ in posts}, timeout_s=240)
+    assert {key for key, _ in media} == {key for key, _ in posts}
+    assert all("error" not in item for _, record in media for item in record["items"])
