@@ -68,6 +68,8 @@ class BatchLoop:
             events = list(taken)
             try:
                 batch = await self.repair.fill(events)
+                if not batch:  # every event a repeat, or of a partition that moved: nothing to process
+                    continue
                 async with processed(self.gate, stream, batch):
                     await handle(batch)
                     await self.repair.done()
@@ -86,7 +88,7 @@ class BatchLoop:
             "acknowledged, so its offsets are not committed; the worker exits with code %d for its "
             "supervisor to restart it from the last commit",
             self.name, len(events), first.topic, first.partition, first.offset,
-            last.topic, last.partition, last.offset, exc, EXIT_UNDELIVERED,
+            last.topic, last.partition, last.offset, exc, EXIT_UNDELIVERED, exc_info=exc,
         )  # fmt: skip
         self.on_failure(EXIT_UNDELIVERED)
 

@@ -105,3 +105,20 @@ def test_a_cancelled_batch_is_not_committed_either() -> None:
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(loop.run(stream, 10, 0.1, handle))  # type: ignore[arg-type]
     assert stream.committable == []
+
+
+def test_a_batch_the_repair_empties_is_not_handed_to_the_agent() -> None:
+    # Every event of it was of a partition that moved away (or a repeat): agents that look
+    # at the batch's last event (its transaction) must never see an empty one.
+    class DropsAll(NoRepair):
+        async def fill(self, events: list[Any]) -> list[Any]:
+            return []
+
+    seen: list[list[Any]] = []
+
+    async def handle(batch: list[Any]) -> None:
+        seen.append(batch)
+
+    loop = BatchLoop("test", DropsAll(), None, on_failure=lambda code: None)  # type: ignore[arg-type]
+    asyncio.run(loop.run(FakeStream([events(0, 1)]), 10, 0.1, handle))  # type: ignore[arg-type]
+    assert seen == []
