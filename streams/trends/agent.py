@@ -283,6 +283,15 @@ class Trends:
         self.query = TrendsQuery(self.windows.table, self.latest, self.windows.detector, tables)
 
 
+def install_windows_agent(runtime: Runtime, stage: WindowsStage, name: str) -> None:
+    """The agent that feeds a windows stage its input (it writes the stage's table: concurrency 1)."""
+    loop = batch_loop(runtime, name)
+
+    @runtime.agent(stage.by_term, name=name)
+    async def windows_agent(stream: StreamT) -> None:
+        await loop.run(stream, ROUTE_BATCH, ROUTE_LINGER_S, stage.apply)
+
+
 def install_trends(runtime: Runtime) -> Trends:
     trends = Trends(runtime)
     app, gate = runtime.app, runtime.commit_gate
@@ -296,19 +305,10 @@ def install_trends(runtime: Runtime) -> Trends:
         async def topics(stream: StreamT) -> None:
             await cluster_loop.run(stream, CLUSTER_BATCH, ROUTE_LINGER_S, cluster.cluster)
 
-    windows_loop = batch_loop(runtime, "trends")
-
-    @runtime.agent(trends.by_term, name="trends")
-    async def windows_agent(stream: StreamT) -> None:
-        await windows_loop.run(stream, ROUTE_BATCH, ROUTE_LINGER_S, trends.windows.apply)
-
+    install_windows_agent(runtime, trends.windows, "trends")
     visual = trends.visual
     if visual is not None:
-        visual_loop = batch_loop(runtime, "trends-visual")
-
-        @runtime.agent(visual.by_term, name="trends-visual")
-        async def visual_agent(stream: StreamT) -> None:
-            await visual_loop.run(stream, ROUTE_BATCH, ROUTE_LINGER_S, visual.apply)
+        install_windows_agent(runtime, visual, "trends-visual")
 
     @app.timer(IDLE_CHECK_S)
     async def close_idle_windows() -> None:
