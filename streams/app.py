@@ -11,7 +11,9 @@ Nothing here runs on import, so tests and the CLI build apps with their own sett
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import faust
 
@@ -33,6 +35,7 @@ from streams.trends.agent import Trends, install_trends
 from streams.web.views import install_views
 
 log = logging.getLogger(__name__)
+LOOP_LAG_PROBE_S = 0.05
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -62,6 +65,11 @@ def create_app(settings: Settings) -> faust.App:
         # markers), and the worker crashed with a ConsistencyError; nothing is persisted
         # to disagree with in memory.
         recovery_consistency_check=not settings.store.startswith("memory://"),
+        # A standby replica keeps reading another worker's changelogs, but the in-memory
+        # store drops those rows when a recovery completes and a partition that moves here
+        # is read from its changelog's start all the same: with it, standbys only cost
+        # each worker the consumption of every other worker's table writes.
+        table_standby_replicas=0 if settings.store.startswith("memory://") else 1,
         web_port=settings.web_port,
         web_host=settings.web_host,
         # Only the views the README documents: Faust's table, router, graph, stats and
@@ -121,12 +129,22 @@ def install_start_checks(runtime: Runtime) -> None:
         # may process (and send) before. Not at build time either: Faust decides whether
         # the consumer uses transactions when it is built, from whether it runs in a worker.
         def install_exactly_once() -> None:
+            faust_compat.highwaters_from_broker(app.consumer)  # before the first recovery
             transactions = SourceTransactions(app, gate, runtime.on_roll_back)
             transactions.install()
-            guard_commits(app, gate, transactions.commit_written)
+            guard_commits(app, gate, transactions.commit_written, transactions.committable)
 
         runtime.on_worker_start.append(install_exactly_once)
 
     @app.task
     async def check_consumer() -> None:
         faust_compat.check_consumer(app.consumer)
+
+    @app.task
+    async def measure_event_loop_lag() -> None:
+        # Every agent, timer and Kafka client task shares one loop: a step that holds it
+        # holds back every post in flight. The lag of a short sleep measures that.
+        while True:
+            asked = time.monotonic() + LOOP_LAG_PROBE_S
+            await asyncio.sleep(LOOP_LAG_PROBE_S)
+            runtime.metrics.event_loop_lag.observe(max(0.0, time.monotonic() - asked))

@@ -72,21 +72,30 @@ class CommitGate:
                 self.changed.notify_all()
 
 
-def guard_commits(app: faust.App, gate: CommitGate, after_commit: Callable[[bool], Awaitable[None]]) -> None:
-    """Route every commit of Faust's consumer through the gate; ``after_commit(begin)`` commits
-    the transactions holding records that Faust's commit left open."""
+def guard_commits(
+    app: faust.App,
+    gate: CommitGate,
+    after_commit: Callable[[bool], Awaitable[None]],
+    committable: Callable[[], set[Any]],
+) -> None:
+    """Route every commit of Faust's consumer through the gate; ``committable()`` names the
+    input partitions whose offsets may commit now (whole transactions only), and
+    ``after_commit(begin)`` commits the transactions holding records that Faust's commit left open."""
     gate.rebalancing = lambda: bool(app.rebalancing)
 
     one_at_a_time = asyncio.Lock()  # a second commit would commit records whose offsets the first holds
 
     def gated_commit(commit: faust_compat.CommitFn) -> faust_compat.CommitFn:
-        async def commit_whole_batches(*args: Any, **kwargs: Any) -> bool:
+        async def commit_whole_batches(topics: Any = None, start_new_transaction: bool = True) -> bool:
             async with one_at_a_time, gate.commit():
                 # Table writes buffered by Faust join the open transactions before they commit.
                 await faust_compat.flush_producer_buffer(app, time.monotonic() + BUFFER_WAIT_S, time.monotonic)
-                done = await commit(*args, **kwargs)
+                allowed = committable()
+                if topics is not None:
+                    allowed = {tp for tp in allowed if tp in topics or tp.topic in topics}
+                done = await commit(allowed, start_new_transaction=start_new_transaction)
                 # Timers' records, where no new offsets came; none begun after the last commit of a stop.
-                await after_commit(kwargs.get("start_new_transaction", True))
+                await after_commit(start_new_transaction)
                 return done
 
         return commit_whole_batches

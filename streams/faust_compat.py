@@ -70,7 +70,7 @@ def check() -> None:
 
 def check_consumer(consumer: Any) -> None:
     """The instance attributes that exist only once the consumer is built."""
-    for name in ("_committed_offset", "_gap"):
+    for name in ("_committed_offset", "_gap", "_thread"):
         if not hasattr(consumer, name):
             raise FaustIncompatible(
                 f"faust-streaming {faust.__version__}: the consumer has no {name}; install faust-streaming=={PINNED}"
@@ -125,6 +125,27 @@ def on_agent_error(app: faust.App, handler: Callable[[Any, BaseException], Await
     app._on_agent_error = on_error  # type: ignore[method-assign]
 
 
+def highwaters_from_broker(consumer: Any) -> None:
+    """Make ``consumer.highwaters`` ask the broker for each partition's end, read_committed.
+
+    With transactions Faust answers it with the last stable offset the consumer saw in its
+    latest fetch of the partition, which is None before the first fetch: a worker that takes
+    up a partition whose changelog it has never fetched gets "-1" as the changelog's end,
+    recovers nothing, and goes on from empty tables (counts restart from zero, processed
+    ids are forgotten). The broker's ListOffsets at the consumer's isolation level gives the
+    last stable offset itself, which is what recovery reads up to.
+    """
+    thread = consumer._thread
+
+    async def end_offsets(partitions: list[TP]) -> Any:
+        return await thread._ensure_consumer().end_offsets(partitions)
+
+    async def highwaters(*partitions: TP) -> Any:
+        return await thread.call_thread(end_offsets, list(partitions))
+
+    consumer.highwaters = highwaters
+
+
 # --- producer -------------------------------------------------------------------------
 
 
@@ -150,6 +171,44 @@ def current_source() -> TP | None:
 def pending_acks(consumer: Any) -> set[TP]:
     """The partitions with acknowledged offsets the consumer has not committed yet."""
     return {tp for tp, acked in consumer._acked.items() if acked}
+
+
+def tidy_acks(consumer: Any, tp: TP) -> None:
+    """Drop from ``tp``'s acknowledged offsets those a commit already passed, and repeats.
+
+    Faust forgets a committed offset's acknowledgement before the commit returns but
+    records the new committed offset only after: an acknowledgement that lands in between
+    (a record delivered twice, acknowledged again) is kept although committed. Faust's
+    own reckoning then stops at the repeat, and commits only part of what a transaction
+    holds.
+    """
+    acked = consumer._acked.get(tp)
+    if not acked:
+        return
+    committed = consumer._committed_offset.get(tp)
+    kept = sorted({offset for offset in acked if committed is None or offset >= committed})
+    if len(kept) != len(acked):
+        acked[:] = kept
+        consumer._acked_index[tp] = set(kept)
+
+
+def commit_leaves_acks(consumer: Any, tp: TP) -> bool:
+    """Whether a commit now would leave acknowledged offsets of ``tp`` behind: Faust commits
+    only the first unbroken run of them from the committed offset (gaps it knows of count
+    as handled), and keeps the rest for a later commit. The same reckoning as
+    ``Consumer._new_offset``, without its changes to the consumer's state."""
+    acked = set(consumer._acked.get(tp) or ())
+    if not acked:
+        return False
+    gaps = consumer._gap.get(tp)
+    if gaps:
+        for interval in gaps.overlap(0, max(acked)):
+            acked.update(range(interval.begin, interval.end))
+    ordered = sorted(acked)
+    committed = consumer._committed_offset.get(tp)
+    if committed and ordered[0] - committed > 1:
+        return True
+    return ordered[-1] - ordered[0] + 1 != len(ordered)
 
 
 def acked_offsets(consumer: Any, tp: TP) -> dict[str, Any]:

@@ -18,6 +18,8 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 # A rebalance: under a second when nothing moves, up to minutes to restore big tables.
 REBALANCE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# How late the event loop wakes a sleeper: a few ms when nothing holds it.
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 BATCH_CLASSES = ((1, "1"), (8, "2-8"), (32, "9-32"), (128, "33-128"))
@@ -51,6 +53,12 @@ class Metrics:
             "streams_end_to_end_seconds",
             "From a post's append to posts.raw to its output being acknowledged",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.event_loop_lag = Histogram(
+            "streams_event_loop_lag_seconds",
+            "How much later than asked the event loop woke a sleeping task: time every post waits behind other work",
+            buckets=LOOP_LAG_BUCKETS,
             registry=r,
         )
         self.consumer_lag = Gauge(

@@ -81,6 +81,11 @@ class SourceTransactions:
             # Faust forgets the acknowledged offsets of revoked partitions: commit them first,
             # so the work done so far is kept rather than aborted and done again.
             await self.app.consumer.commit()
+            left = faust_compat.pending_acks(self.app.consumer)
+            if left:
+                log.info("exactly-once: revocation: offsets left uncommitted: %s",
+                         {f"{tp.topic}[{tp.partition}]": faust_compat.acked_offsets(self.app.consumer, tp)
+                          for tp in sorted(left)})  # fmt: skip
             self.forgotten = True
             await faust_revoked(revoked)
 
@@ -186,6 +191,26 @@ class SourceTransactions:
         log.info("exactly-once: %d transaction(s) of active partitions, %d started", len(active), len(started))
         self.written &= active
         self.forgotten = False
+
+    def committable(self) -> set[TP]:
+        """The input partitions whose acknowledged offsets may commit now: those of the
+        transactions where the commit would take every acknowledged offset.
+
+        A transaction holds the records of every input partition of its number (all the
+        topics of a topic group), and Faust commits it as soon as one of them has new
+        offsets. Where another of them has offsets acknowledged past a gap (records the
+        consumer skipped, not yet read back), its records would commit without their
+        offsets: read again after a rebalance, they would be processed, and published,
+        twice. Such a transaction waits, whole, until the gap is filled; and aborted,
+        whole, if its partitions are revoked first.
+        """
+        consumer = self.app.consumer
+        waiting = faust_compat.pending_acks(consumer)
+        for tp in waiting:
+            faust_compat.tidy_acks(consumer, tp)
+        held = {self.transaction_of(tp.topic, tp.partition) for tp in waiting
+                if faust_compat.commit_leaves_acks(consumer, tp)}  # fmt: skip
+        return {tp for tp in waiting if self.transaction_of(tp.topic, tp.partition) not in held}
 
     async def commit_written(self, begin: bool = True) -> None:
         """After Faust's commit: commit the transactions that hold records but had no new offsets.

@@ -172,7 +172,9 @@ class TextModel:
         explanation = top_contributions(text, encoding, token_logits[:, part], label_index)
         tokens = sum(encoding.attention_mask)
         truncated = tokens >= self.manifest.max_length and encoding.overflowing != []
-        return Prediction(heads, np.round(embedding, 5).tolist(), explanation, tokens, truncated)
+        # Rounded as float64: a float32 rounded to 5 decimals is written back as its exact
+        # binary value (0.0742 -> 0.07419999688863754), 2.5 times the JSON for the same numbers.
+        return Prediction(heads, np.round(embedding.astype(np.float64), 5).tolist(), explanation, tokens, truncated)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

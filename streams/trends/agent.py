@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from faust.types import EventT, StreamT, TopicT
 
+from streams import faust_compat
 from streams.batches import batch_loop
 from streams.commits import gated
 from streams.faust_compat import processing
@@ -118,9 +119,12 @@ class WindowsStage:
 
     def reindex(self, partition: int, scheduler: WindowScheduler) -> None:
         """Schedule the terms of a partition taken up (their state came from the changelog)."""
+        terms = 0
         for key, value in list(self.table.data.items()):
             if value is not None and value["p"] == partition:
                 scheduler.on_batch(key, value)
+                terms += 1
+        log.info("%s partition %d taken up: %d term(s) scheduled from the table", self.table.name, partition, terms)
 
     def forget_schedules(self, partitions: set[int]) -> None:
         """Exactly-once aborted these partitions' work: schedule them again from their recovered terms."""
@@ -159,6 +163,7 @@ class WindowsStage:
         touched: dict[str, tuple[TermState, EventT]] = {}
         marked: set[int] = set()
         late: Counter[int] = Counter()
+        repeats: Counter[int] = Counter()
         now = time.monotonic()
         for event in events:
             partition = event.message.partition
@@ -177,12 +182,11 @@ class WindowsStage:
                     state = new_state(*split_key(key), partition)
                 if not is_terms(message) and "label" in message:
                     state["label"] = message["label"]
-                late[partition] += self.add_mentions(state, mentions, scheduler.current)
+                outcomes = self.add_mentions(state, mentions, scheduler.current)
+                late[partition] += outcomes["late"]
+                repeats[partition] += outcomes["duplicate"]
                 touched[key] = (state, event)
-        for partition, count in late.items():
-            if count:  # the windows they belong to were published without them
-                log.warning("%d mention(s) on trends partition %d came after their window closed (watermark %s)",
-                            count, partition, self.schedulers[partition].current)  # fmt: skip
+        self.report(late, repeats, events)
         for key, (state, event) in touched.items():
             with processing(event):
                 self.table[key] = state
@@ -190,13 +194,32 @@ class WindowsStage:
         for partition in marked:
             await self.close_due(partition, self.marks[partition])
 
-    def add_mentions(self, state: TermState, mentions: list[list[Any]], watermark: int | None) -> int:
-        """Add the mentions to the term's panes; how many came late (their window had closed)."""
+    def add_mentions(self, state: TermState, mentions: list[list[Any]], watermark: int | None) -> Counter[str]:
+        """Add the mentions to the term's panes; how many were added, late (their window had
+        closed) and repeats (their source offset was applied already)."""
         outcomes: Counter[str] = Counter(windows.add(state, Mention.from_wire(raw), self.spec, watermark)
                                          for raw in mentions)  # fmt: skip
         for outcome, count in outcomes.items():
             self.metrics.trend_mentions.labels(outcome).inc(count)
-        return outcomes["late"]
+        return outcomes
+
+    def report(self, late: Counter[int], repeats: Counter[int], events: list[Any]) -> None:
+        """Say what a batch did not count. Late mentions: their windows were published without
+        them. Repeats are expected after an at-least-once restart; with exactly-once a
+        read_committed reader never sees a mention twice, so a repeat there means a term's
+        state went ahead of its committed input and is worth a warning."""
+        for partition, count in late.items():
+            if count:
+                log.warning("%d mention(s) on trends partition %d came after their window closed (watermark %s)",
+                            count, partition, self.schedulers[partition].current)  # fmt: skip
+        level = logging.WARNING if self.rt.settings.guarantee == "exactly_once" else logging.INFO
+        for partition, count in repeats.items():
+            if count:
+                offsets = [e.message.offset for e in events if e.message.partition == partition]
+                tp = events[0].message.tp._replace(partition=partition)
+                log.log(level, "%d mention(s) on trends partition %d (offsets %d-%d) were repeats of source "
+                        "offsets already counted, not counted again; consumer: %s", count, partition,
+                        min(offsets), max(offsets), faust_compat.acked_offsets(self.rt.app.consumer, tp))  # fmt: skip
 
     async def close_due(self, partition: int, event: EventT) -> None:
         """Close and publish the windows the partition's watermark has passed."""

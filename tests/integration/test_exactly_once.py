@@ -74,13 +74,32 @@ def assert_windows_exact_once(pipeline: Pipeline, stream: ev.GeneratedStream) ->
     published = dict(windows)
     off = sorted((k, published.get(k), reference[k]) for k in wanted if published.get(k) != reference[k])
     why = f"(window, published, brute force): {off[:20]}; {pipeline.end_offsets(f'{pipeline.name}.trends')}"
+    if off:
+        why += f"; {routed_posts(pipeline, stream, {k[0] for k, _, _ in off})}"
     assert ev.discrepancies(published, reference, 2) == {
         "missing": 0, "extra": 0, "wrong_count": 0, "compared": len(wanted),
-    }, f"{why}; late: {late_lines(pipeline)}"  # fmt: skip
+    }, f"{why}; late: {late_lines(pipeline)}; repeats: {repeat_lines(pipeline)}; logs: {pipeline.log_dir}"  # fmt: skip
     # Windows go out once too: trends.windows is written in the transactions of the
     # partitions they were closed for, not beside them.
     assert max(Counter(k for k, _ in windows).values()) == 1, "a window was published twice"
     return wanted
+
+
+def routed_posts(pipeline: Pipeline, stream: ev.GeneratedStream, terms: set[str]) -> str:
+    """Where mentions went missing: for each term, its posts in the stream, and the distinct
+    posts whose mentions reached trends-by-term (read_committed, then read_uncommitted)."""
+
+    def posts_per_term(committed: bool) -> Counter[str]:
+        records = pipeline.read(f"{pipeline.name}-trends-by-term", lambda _: False, 15, committed=committed)
+        seen = {(key.split("\x1f", 1)[-1], mention[0]) for _, value in records if value and "t" in value
+                for key, mentions in value["t"].items() for mention in mentions}  # fmt: skip
+        return Counter(term for term, _ in seen if term in terms)
+
+    expected = Counter(tag.casefold() for post in stream.posts for tag in post.get("hashtags", []))
+    committed, everything = posts_per_term(True), posts_per_term(False)
+    return "posts per term (stream, routed and committed, routed in any transaction): " + ", ".join(
+        f"{term} {expected[term]}/{committed[term]}/{everything[term]}" for term in sorted(terms)
+    )
 
 
 def worker_logs(pipeline: Pipeline) -> str:
@@ -90,6 +109,11 @@ def worker_logs(pipeline: Pipeline) -> str:
 def late_lines(pipeline: Pipeline) -> list[str]:
     """The workers' reports of mentions that came after their window had closed."""
     return [line for line in worker_logs(pipeline).splitlines() if "came after their window closed" in line][:5]
+
+
+def repeat_lines(pipeline: Pipeline) -> list[str]:
+    """The workers' reports of mentions not counted as repeats of offsets already applied."""
+    return [line for line in worker_logs(pipeline).splitlines() if "repeats of source offsets" in line][:5]
 
 
 def once_each(
@@ -157,6 +181,7 @@ def test_exactly_once_with_several_workers_killed_one_at_a_time(
     logs = worker_logs(pipeline)
     assert "Crashed reason" not in logs and "No transaction producer" not in logs
     assert not late_lines(pipeline)  # no watermark went past mentions still to come
+    assert not repeat_lines(pipeline)  # no term's state went ahead of its committed input
     record_property(f"exactly_once_{workers}_workers_posts", len(posts))
     print(
         f"exactly-once, {workers} workers, 2 SIGKILLs: {len(posts)} posts, {len(reasons)} dead letters, "

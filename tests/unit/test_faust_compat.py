@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -11,6 +13,7 @@ import pytest
 from faust.transport.consumer import Consumer
 from faust.types import TP
 from faust.types.tuples import Message
+from intervaltree import Interval, IntervalTree
 
 from streams import faust_compat
 from streams.faust_compat import FaustIncompatible
@@ -80,6 +83,60 @@ def test_committed_offset_and_gaps_use_the_consumer_bookkeeping() -> None:
     assert faust_compat.committed_offset(consumer, TP("other", 0)) is None
     asyncio.run(faust_compat.add_gap(consumer, RAW, 8, 9))
     assert gaps == [(RAW, 8, 9)]
+
+
+@pytest.mark.parametrize(
+    ("committed", "acked", "gap"),
+    [
+        (5, [5, 6, 7], None),  # one run from the committed offset
+        (5, [5, 6, 8, 9], None),  # 7 not acknowledged yet
+        (5, [5, 6, 8, 9], (7, 8)),  # 7 a gap Faust knows (a transaction marker)
+        (5, [6, 7], None),  # one offset skipped at the head: Faust takes it for a marker
+        (5, [8, 9], None),  # three skipped at the head: records not read back yet
+        (5, [8, 9], (5, 8)),  # ... read back, and handed to Faust as handled
+        (None, [3, 4], None),  # never committed
+        (27, [26, 27, 28], None),  # 26 acknowledged again while its commit was in flight
+        (22, [22, 23, 23, 24], None),  # an offset acknowledged twice
+    ],
+)
+def test_tidied_acks_commit_as_faust_reckons_them(
+    committed: int | None, acked: list[int], gap: tuple[int, int] | None
+) -> None:
+    trees: Any = collections.defaultdict(IntervalTree)
+    if gap is not None:
+        trees[RAW].add(Interval(*gap))
+    consumer = SimpleNamespace(_acked={RAW: list(acked)}, _gap=trees, _committed_offset={RAW: committed},
+                               _acked_index={RAW: set(acked)})  # fmt: skip
+    faust_compat.tidy_acks(consumer, RAW)
+    assert consumer._acked[RAW] == sorted(set(consumer._acked[RAW]))
+    assert all(committed is None or offset >= committed for offset in consumer._acked[RAW])
+    predicted = faust_compat.commit_leaves_acks(consumer, RAW)
+    Consumer._new_offset(consumer, RAW)  # type: ignore[arg-type]  # Faust's own, on the same bookkeeping
+    assert predicted == bool(consumer._acked[RAW])
+
+
+def test_changelog_ends_are_asked_of_the_broker_not_taken_from_the_last_fetch() -> None:
+    # With transactions Faust answered with the last fetch's stable offset: None (so "-1",
+    # nothing to recover) for a changelog partition the worker had not fetched yet.
+    asked: list[list[TP]] = []
+
+    class AiokafkaConsumer:
+        async def end_offsets(self, partitions: list[TP]) -> dict[TP, int]:
+            asked.append(partitions)
+            return {tp: 42 for tp in partitions}
+
+    class ConsumerThread:
+        def _ensure_consumer(self) -> AiokafkaConsumer:
+            return AiokafkaConsumer()
+
+        async def call_thread(self, fun: Any, *args: Any) -> Any:  # runs fun on the consumer's own loop
+            return await fun(*args)
+
+    consumer: Any = SimpleNamespace(_thread=ConsumerThread())
+    faust_compat.highwaters_from_broker(consumer)
+    changelog = TP("app-trend-terms-changelog", 3)
+    assert asyncio.run(consumer.highwaters(changelog)) == {changelog: 42}
+    assert asked == [[changelog]]
 
 
 def test_processing_makes_an_event_current_for_table_writes() -> None:

@@ -38,6 +38,14 @@ def test_every_head_has_a_label_and_probabilities(text_model: TextModel) -> None
         assert np.linalg.norm(prediction.embedding) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_the_embedding_is_written_with_five_decimals_not_as_binary_fractions(text_model: TextModel) -> None:
+    # Every enriched record carries it: 384 numbers of at most 8 characters ("-0.01235"), not 20.
+    [prediction] = text_model.predict(["the new phone is great, the battery lasts all day"])
+    assert all(round(value, 5) == value for value in prediction.embedding)
+    assert max(len(orjson.dumps(value)) for value in prediction.embedding) <= 8
+    assert len(orjson.dumps(prediction.embedding)) < 384 * 9
+
+
 def test_batched_results_equal_one_at_a_time(text_model: TextModel) -> None:
     batched = text_model.predict(TWEETS)
     for text, together in zip(TWEETS, batched, strict=True):

@@ -135,8 +135,13 @@ def installed(
         rebalancing=False,
         assignor=SimpleNamespace(_topic_groups=GROUPS),
         consumer=SimpleNamespace(
-            transactions=manager, _acked=acked or {}, on_partitions_revoked=forget_acks, commit=commit
-        ),
+            transactions=manager,
+            _acked=acked or {},
+            _gap={},
+            _committed_offset={},
+            on_partitions_revoked=forget_acks,
+            commit=commit,
+        ),  # fmt: skip
         tables=Tables(),
     )
     transactions = SourceTransactions(app, CommitGate())
@@ -228,6 +233,19 @@ def test_records_of_inputs_whose_offsets_were_not_committed_stay_in_their_open_t
     asyncio.run(run())
     assert producer._transaction_producers["app-1-1"].commits == 0
     assert transactions.written == {"app-1-1"}
+
+
+def test_a_transaction_with_offsets_acknowledged_past_a_gap_is_held_whole() -> None:
+    # Partition 1's transaction also holds the profile records made from posts.enriched[1]:
+    # committed with profiles-by-user[1]'s offsets alone, they would come again when the
+    # posts past the gap are read again after a rebalance.
+    gap_on_1 = {TP("posts.enriched", 1): [7, 9], TP("app-profiles-by-user", 1): [3, 4]}
+    transactions, _, _ = installed("app-1-0", "app-1-1", acked={TP("posts.enriched", 0): [5, 6], **gap_on_1})
+    assert transactions.committable() == {TP("posts.enriched", 0)}
+    gap_on_1[TP("posts.enriched", 1)].append(8)  # the gap filled: both partitions may commit
+    app: Any = transactions.app  # the stand-ins of installed()
+    app.consumer._acked.update(gap_on_1)
+    assert transactions.committable() == {TP("posts.enriched", 0), *gap_on_1}
 
 
 def test_a_revoked_partition_holding_records_is_aborted_and_its_table_rows_recovered_again() -> None:
