@@ -129,7 +129,7 @@ def install_start_checks(runtime: Runtime) -> None:
         # may process (and send) before. Not at build time either: Faust decides whether
         # the consumer uses transactions when it is built, from whether it runs in a worker.
         def install_exactly_once() -> None:
-            faust_compat.highwaters_from_broker(app.consumer)  # before the first recovery
+            faust_compat.recovery_reads_changelog_ends_from_broker(app)  # before the first recovery
             transactions = SourceTransactions(app, gate, runtime.on_roll_back)
             transactions.install()
             guard_commits(app, gate, transactions.commit_written, transactions.committable)

@@ -121,10 +121,18 @@ async def gated(gate: CommitGate | None) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def processed(gate: CommitGate | None, stream: StreamT, events: list[Any]) -> AsyncIterator[None]:
-    """Process a batch: with a gate, no commit lands inside, and the events are acknowledged on the way out."""
-    async with gated(gate):
+    """Process a batch: with a gate, no commit lands inside, and the events are acknowledged on the way out.
+
+    Unlike a timer's work, a batch does not wait out a rebalance: a revocation waits for
+    the events in flight to be acknowledged (Faust's ``wait_empty``) before it aborts
+    anything, so a batch held back until the rebalance ends would hold the revocation for
+    as long as Faust lets it wait (a minute).
+    """
+    if gate is None:
         yield
-        if gate is not None:
-            for event in events:
-                if hasattr(event, "ack"):  # a record read back from the broker is not Faust's to acknowledge
-                    await stream.ack(event)
+        return
+    async with gate.batch():
+        yield
+        for event in events:
+            if hasattr(event, "ack"):  # a record read back from the broker is not Faust's to acknowledge
+                await stream.ack(event)

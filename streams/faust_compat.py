@@ -5,7 +5,9 @@ partition resumed from (gap repair), marking a range as handled (gap repair),
 routing every commit through a gate (exactly-once), draining the producer's
 buffer of table writes (exactly-once), the current event that picks a table
 write's changelog partition, deleting a table key by partition, batching with
-``take_events``, and keeping a failed batch's offsets from being committed.
+``take_events``, keeping a failed batch's offsets from being committed, and, in
+exactly-once mode, tidying the acknowledged offsets so that a transaction commits
+with all of its input offsets, and asking the broker where a changelog ends.
 
 ``check`` runs at start-up and before any agent: it confirms each attribute
 exists on the installed Faust and raises ``FaustIncompatible`` with one line
@@ -19,12 +21,14 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import faust.streams
 from faust.assignor.partition_assignor import PartitionAssignor
 from faust.tables.base import Collection
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer, TransactionManager
 from faust.types import TP, EventT, StreamT
 
@@ -55,6 +59,7 @@ REQUIRED: list[tuple[Any, str, str]] = [
     (TransactionManager, "_tps_to_transactional_ids", "exactly-once names transactions as Faust does"),
     (faust.App, "_on_agent_error", "agent crashes are counted and reported by /health"),
     (PartitionAssignor, "_topic_groups", "exactly-once finds the topic group of an input partition"),
+    (Recovery, "_build_highwaters", "exactly-once recovery asks the broker where each changelog ends"),
 ]
 
 
@@ -70,7 +75,7 @@ def check() -> None:
 
 def check_consumer(consumer: Any) -> None:
     """The instance attributes that exist only once the consumer is built."""
-    for name in ("_committed_offset", "_gap", "_thread"):
+    for name in ("_committed_offset", "_gap", "_acked_index", "_thread"):
         if not hasattr(consumer, name):
             raise FaustIncompatible(
                 f"faust-streaming {faust.__version__}: the consumer has no {name}; install faust-streaming=={PINNED}"
@@ -125,17 +130,21 @@ def on_agent_error(app: faust.App, handler: Callable[[Any, BaseException], Await
     app._on_agent_error = on_error  # type: ignore[method-assign]
 
 
-def highwaters_from_broker(consumer: Any) -> None:
-    """Make ``consumer.highwaters`` ask the broker for each partition's end, read_committed.
+def recovery_reads_changelog_ends_from_broker(app: faust.App) -> None:
+    """Have table recovery ask the broker where each changelog partition ends (read_committed).
 
-    With transactions Faust answers it with the last stable offset the consumer saw in its
-    latest fetch of the partition, which is None before the first fetch: a worker that takes
-    up a partition whose changelog it has never fetched gets "-1" as the changelog's end,
+    With transactions Faust takes that end from the last stable offset the consumer saw in
+    its latest fetch of the partition, which is None before the first fetch: a worker that
+    takes up a partition whose changelog it has never fetched gets "-1" as its end,
     recovers nothing, and goes on from empty tables (counts restart from zero, processed
-    ids are forgotten). The broker's ListOffsets at the consumer's isolation level gives the
-    last stable offset itself, which is what recovery reads up to.
+    ids are forgotten). ListOffsets at the consumer's isolation level gives the last stable
+    offset itself, which is what recovery reads up to. Only recovery: the trends heartbeats
+    keep the consumer's own view (see ``streams.trends.route``).
     """
-    thread = consumer._thread
+    tables: Any = app.tables  # Any: its recovery service is undeclared
+    recovery = tables.recovery
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    build = recovery._build_highwaters
 
     async def end_offsets(partitions: list[TP]) -> Any:
         return await thread._ensure_consumer().end_offsets(partitions)
@@ -143,7 +152,10 @@ def highwaters_from_broker(consumer: Any) -> None:
     async def highwaters(*partitions: TP) -> Any:
         return await thread.call_thread(end_offsets, list(partitions))
 
-    consumer.highwaters = highwaters
+    async def build_from_broker(consumer: Any, tps: Any, destination: Any, title: str) -> None:
+        await build(SimpleNamespace(highwaters=highwaters), tps, destination, title)
+
+    recovery._build_highwaters = build_from_broker
 
 
 # --- producer -------------------------------------------------------------------------
@@ -174,22 +186,32 @@ def pending_acks(consumer: Any) -> set[TP]:
 
 
 def tidy_acks(consumer: Any, tp: TP) -> None:
-    """Drop from ``tp``'s acknowledged offsets those a commit already passed, and repeats.
+    """Put ``tp``'s acknowledged offsets in the shape Faust's commit reckons right: sorted,
+    each once, none a commit already passed, and the gaps below the newest merged in.
 
-    Faust forgets a committed offset's acknowledgement before the commit returns but
-    records the new committed offset only after: an acknowledgement that lands in between
-    (a record delivered twice, acknowledged again) is kept although committed. Faust's
-    own reckoning then stops at the repeat, and commits only part of what a transaction
-    holds.
+    Faust notes a gap up to *and including* the record after it, and merges gaps into
+    the acknowledged offsets only when it commits: an offset then appears twice, and its
+    reckoning (the first run of consecutive offsets) stops there, committing part of what
+    a transaction holds. It also forgets a committed offset's acknowledgement before the
+    commit returns but records the new committed offset only after: an acknowledgement
+    that lands in between is kept although committed.
     """
     acked = consumer._acked.get(tp)
     if not acked:
         return
+    offsets = set(acked)
+    gaps = consumer._gap.get(tp)
+    if gaps:
+        newest = max(offsets)
+        merged = [o for interval in sorted(gaps.overlap(0, newest), key=lambda i: i.begin)
+                  for o in range(interval.begin, interval.end)]  # fmt: skip
+        if merged:
+            offsets.update(merged)
+            gaps.chop(0, max(merged[-1], newest + 1))
     committed = consumer._committed_offset.get(tp)
-    kept = sorted({offset for offset in acked if committed is None or offset >= committed})
-    if len(kept) != len(acked):
-        acked[:] = kept
-        consumer._acked_index[tp] = set(kept)
+    kept = sorted(o for o in offsets if committed is None or o >= committed)
+    acked[:] = kept
+    consumer._acked_index[tp] = set(kept)
 
 
 def commit_leaves_acks(consumer: Any, tp: TP) -> bool:

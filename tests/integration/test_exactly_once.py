@@ -128,7 +128,7 @@ def once_each(
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("workers", [2, pytest.param(3, marks=pytest.mark.eos_stress)])
+@pytest.mark.parametrize("workers", [2, 3])
 def test_exactly_once_with_several_workers_killed_one_at_a_time(
     pipeline: Pipeline, workers: int, record_property: Any
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import faust
 import pytest
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.types import TP
 from faust.types.tuples import Message
@@ -97,6 +98,8 @@ def test_committed_offset_and_gaps_use_the_consumer_bookkeeping() -> None:
         (None, [3, 4], None),  # never committed
         (27, [26, 27, 28], None),  # 26 acknowledged again while its commit was in flight
         (22, [22, 23, 23, 24], None),  # an offset acknowledged twice
+        (5, [5, 6, 8, 9, 10], (7, 9)),  # Faust's gap runs up to and including the record after it
+        (5, [5, 6, 8], (9, 12)),  # a gap past the newest acknowledged offset waits
     ],
 )
 def test_tidied_acks_commit_as_faust_reckons_them(
@@ -115,7 +118,7 @@ def test_tidied_acks_commit_as_faust_reckons_them(
     assert predicted == bool(consumer._acked[RAW])
 
 
-def test_changelog_ends_are_asked_of_the_broker_not_taken_from_the_last_fetch() -> None:
+def test_recovery_asks_the_broker_where_changelogs_end_not_the_last_fetch() -> None:
     # With transactions Faust answered with the last fetch's stable offset: None (so "-1",
     # nothing to recover) for a changelog partition the worker had not fetched yet.
     asked: list[list[TP]] = []
@@ -132,11 +135,20 @@ def test_changelog_ends_are_asked_of_the_broker_not_taken_from_the_last_fetch() 
         async def call_thread(self, fun: Any, *args: Any) -> Any:  # runs fun on the consumer's own loop
             return await fun(*args)
 
-    consumer: Any = SimpleNamespace(_thread=ConsumerThread())
-    faust_compat.highwaters_from_broker(consumer)
+    class FaustConsumer:
+        _thread = ConsumerThread()
+
+        async def highwaters(self, *partitions: TP) -> dict[TP, int | None]:
+            return {tp: None for tp in partitions}  # nothing fetched yet
+
+    recovery = Recovery.__new__(Recovery)  # only its highwater step runs here
+    recovery.log = SimpleNamespace(info=lambda *args: None)  # type: ignore[assignment]
+    app: Any = SimpleNamespace(consumer=FaustConsumer(), tables=SimpleNamespace(recovery=recovery))
+    faust_compat.recovery_reads_changelog_ends_from_broker(app)
     changelog = TP("app-trend-terms-changelog", 3)
-    assert asyncio.run(consumer.highwaters(changelog)) == {changelog: 42}
-    assert asked == [[changelog]]
+    highwaters: collections.Counter[TP] = collections.Counter()
+    asyncio.run(recovery._build_highwaters(app.consumer, {changelog}, highwaters, "active"))
+    assert highwaters == {changelog: 41} and asked == [[changelog]]  # Faust's "-1": the last offset, not the end
 
 
 def test_processing_makes_an_event_current_for_table_writes() -> None:

@@ -12,7 +12,7 @@ import pytest
 from faust.exceptions import ProducerSendError
 from faust.types import TP
 
-from streams.commits import CommitGate, gated
+from streams.commits import CommitGate, gated, processed
 from streams.faust_compat import processing
 from streams.transactions import SourceTransactions
 
@@ -139,6 +139,7 @@ def installed(
             _acked=acked or {},
             _gap={},
             _committed_offset={},
+            _acked_index={},
             on_partitions_revoked=forget_acks,
             commit=commit,
         ),  # fmt: skip
@@ -291,3 +292,26 @@ def test_a_timer_waits_out_a_rebalance_before_it_writes() -> None:
 
     asyncio.run(run())
     assert entered == [True]
+
+
+def test_a_batch_in_flight_finishes_during_a_rebalance_and_acknowledges_its_events() -> None:
+    # Faust's revocation waits for the events in flight to be acknowledged: a batch that
+    # waited for the rebalance to end would hold the revocation until Faust gives up.
+    gate = CommitGate()
+    gate.rebalancing = lambda: True
+    acked: list[Any] = []
+
+    async def ack(event: Any) -> None:
+        acked.append(event)
+
+    stream: Any = SimpleNamespace(ack=ack)
+    events = [event("posts.enriched", 0), event("posts.enriched", 1)]
+    for e in events:
+        e.ack = True  # type: ignore[attr-defined]  # a Faust event has one
+
+    async def batch() -> None:
+        async with processed(gate, stream, events):
+            pass
+
+    asyncio.run(asyncio.wait_for(batch(), 2))
+    assert acked == events and gate.in_flight == 0
