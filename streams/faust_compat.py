@@ -302,6 +302,16 @@ async def end_transaction(producer: Any, tid: str, commit: bool, begin: bool) ->
                 await transactional.begin_transaction()
 
 
+async def begin_transaction_if_none(producer: Any, tid: str) -> bool:
+    """Begin a transaction on ``tid``'s producer unless one is open; whether it began one."""
+    async with producer._trn_locks[tid]:
+        transactional = producer._transaction_producers.get(tid)
+        if transactional is None or transactional._txn_manager.is_in_transaction():
+            return False
+        await transactional.begin_transaction()
+        return True
+
+
 # --- streams and tables ---------------------------------------------------------------
 
 

@@ -188,7 +188,12 @@ class SourceTransactions:
         started = sorted(active - set(self.producers))
         for tid in started:
             await producer.maybe_begin_transaction(tid)
-        log.info("exactly-once: %d transaction(s) of active partitions, %d started", len(active), len(started))
+        # A kept partition's transaction may have been ended by the revocation's last commit
+        # (Faust's, which begins none): the next record would find no transaction open.
+        resumed = [tid for tid in sorted(active) if tid not in started
+                   and await faust_compat.begin_transaction_if_none(producer, tid)]  # fmt: skip
+        log.info("exactly-once: %d transaction(s) of active partitions, %d started, %d begun again",
+                 len(active), len(started), len(resumed))  # fmt: skip
         self.written &= active
         self.forgotten = False
 

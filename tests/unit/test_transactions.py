@@ -27,15 +27,23 @@ class Transactional:
     commits: int = 0
     begun: int = 0
     aborts: int = 0
+    open: bool = True
+
+    @property
+    def _txn_manager(self) -> Any:
+        return SimpleNamespace(is_in_transaction=lambda: self.open)
 
     async def abort_transaction(self) -> None:
         self.aborts += 1
+        self.open = False
 
     async def commit_transaction(self) -> None:
         self.commits += 1
+        self.open = False
 
     async def begin_transaction(self) -> None:
         self.begun += 1
+        self.open = True
 
 
 @dataclass
@@ -200,6 +208,17 @@ def test_a_rebalance_stops_the_producers_of_partitions_that_left_standby_replica
     assert producer.stopped == ["app-1-1"]  # Faust counts it as still assigned: its producer would be fenced
     assert set(transactions.producers) == {"app-1-0", "app-1-5"}
     assert producer._transaction_producers["app-1-0"].begun == 0  # the open transaction goes on
+
+
+def test_a_kept_partition_whose_transaction_the_revocation_ended_gets_a_new_one() -> None:
+    # Faust's last commit of a revocation ends the transactions it commits and begins none:
+    # the partition stays here, and its next record would find no transaction open.
+    transactions, producer, manager = installed("app-1-0", "app-1-1")
+    producer._transaction_producers["app-1-1"].open = False
+    kept = {TP("posts.enriched", 0), TP("posts.enriched", 1)}
+    asyncio.run(manager.on_rebalance(kept, set(), set()))
+    assert producer._transaction_producers["app-1-1"].begun == 1
+    assert producer._transaction_producers["app-1-0"].begun == 0  # still open: left as it is
 
 
 def test_every_commit_also_commits_the_transactions_a_timer_wrote_to_without_new_offsets() -> None:
