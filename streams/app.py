@@ -65,11 +65,7 @@ def create_app(settings: Settings) -> faust.App:
         # markers), and the worker crashed with a ConsistencyError; nothing is persisted
         # to disagree with in memory.
         recovery_consistency_check=not settings.store.startswith("memory://"),
-        # A standby replica keeps reading another worker's changelogs, but the in-memory
-        # store drops those rows when a recovery completes and a partition that moves here
-        # is read from its changelog's start all the same: with it, standbys only cost
-        # each worker the consumption of every other worker's table writes.
-        table_standby_replicas=0 if settings.store.startswith("memory://") else 1,
+        table_standby_replicas=standby_replicas(settings),
         web_port=settings.web_port,
         web_host=settings.web_host,
         # Only the views the README documents: Faust's table, router, graph, stats and
@@ -81,6 +77,21 @@ def create_app(settings: Settings) -> faust.App:
         web_metrics_enabled=False,
         autodiscover=False,
     )
+
+
+def standby_replicas(settings: Settings) -> int:
+    """Standby replicas of each table partition: none for the in-memory store in a worker
+    that has tables.
+
+    A standby keeps reading another worker's changelogs, but the in-memory store drops
+    those rows when a recovery completes and reads a partition that moves here from its
+    changelog's start all the same: standbys only cost each worker the consumption of the
+    other workers' table writes. A worker with no table (media only) keeps one: with no
+    table and no standby Faust joins the group with round-robin assignment, a protocol
+    the other workers' group refuses (InconsistentGroupProtocol).
+    """
+    has_tables = bool(set(settings.agent_names) - {"media"})
+    return 0 if settings.store.startswith("memory://") and has_tables else 1
 
 
 def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime:
