@@ -100,7 +100,9 @@ def build_runtime(settings: Settings, model: TextModel | None = None) -> Runtime
     privacy = PrivacyPolicy.create(settings.pseudonym_key(), settings.redact_enriched, settings.redact_flagged)
     if settings.dev_mode and not (settings.pseudonym_secret or settings.pseudonym_secret_file):
         log.warning("development mode: user ids are pseudonymised with a public key, which protects nothing")
-    model = model or TextModel(settings.model_dir, settings.model_threads, settings.max_text_chars)
+    model = model or TextModel(
+        settings.model_dir, settings.model_threads, settings.max_text_chars, device=settings.model_device
+    )
     runtime = Runtime(settings, app, model, Metrics(), privacy)
     for name in (settings.topic_raw, *settings.output_topics):
         runtime.topics[name] = runtime.raw_topic(name)

@@ -62,6 +62,12 @@ ENV: list[tuple[str, str, str, str]] = [
     ("model_dir", "STREAMS_MODEL_DIR", str(DEFAULT_MODEL_DIR), "Model folder the worker serves"),
     ("model_threads", "STREAMS_MODEL_THREADS", "1", "ONNX Runtime intra-op threads per worker"),
     (
+        "model_device",
+        "STREAMS_MODEL_DEVICE",
+        "cpu",
+        "cpu, or cuda: ONNX Runtime's CUDA provider where the installed build has one (onnxruntime-gpu)",
+    ),
+    (
         "media_analysis",
         "STREAMS_MEDIA_ANALYSIS",
         "1",
@@ -231,6 +237,7 @@ GUARANTEES: tuple[Guarantee, ...] = get_args(Guarantee)
 AGENTS = ("enrich", "profiles", "trends", "media")
 SECRETS = {"pseudonym_secret", "web_token"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -257,6 +264,7 @@ class Settings:
     batch_linger_s: float
     model_dir: Path
     model_threads: int
+    model_device: str
     media_analysis: int
     vision_model_dir: Path
     media_max_items: int
@@ -335,6 +343,7 @@ class Settings:
         self.check_media()
         _require(self.batch_linger_s > 0, "STREAMS_BATCH_LINGER_S", "must be above 0 (a batch must not wait forever)")
         _require(self.model_threads >= 1, "STREAMS_MODEL_THREADS", "must be at least 1")
+        _require(self.model_device in DEVICES, "STREAMS_MODEL_DEVICE", f"must be one of {', '.join(DEVICES)}")
         _require(self.guarantee in GUARANTEES, "STREAMS_GUARANTEE", f"must be one of {', '.join(GUARANTEES)}")
         _require(self.log_level in LOG_LEVELS, "STREAMS_LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
         for var, value in (

@@ -58,7 +58,7 @@ def _chunks(lines: Iterable[str], size: int) -> Iterable[list[str]]:
 
 
 def score_stream(source: IO[str], sink: IO[str], model_dir: Path, settings: Settings, batch: int) -> int:
-    model = TextModel(model_dir, settings.model_threads, settings.max_text_chars)
+    model = TextModel(model_dir, settings.model_threads, settings.max_text_chars, device=settings.model_device)
     thresholds = Thresholds.resolve(model.manifest.thresholds, settings.review_threshold, settings.block_threshold)
     for texts in _chunks(source, batch):
         for text, prediction in zip(texts, model.predict(texts), strict=True):

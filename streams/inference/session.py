@@ -27,6 +27,8 @@ REQUIRED_OUTPUTS = ("logits", "token_logits", "embedding")
 # Sub-batches are padded separately after sorting by length: tweets vary from
 # 5 to 60 tokens, and padding a 5-token post to 60 wastes most of the work.
 SUB_BATCH = 32
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,11 @@ class Prediction:
 class TextModel:
     """A loaded model folder. ``predict`` is thread-safe (ONNX Runtime's run is)."""
 
-    def __init__(self, folder: Path, threads: int = 1, max_chars: int = 10_000, calibrated: bool = True) -> None:
+    def __init__(
+        self, folder: Path, threads: int = 1, max_chars: int = 10_000, calibrated: bool = True, device: str = "cpu"
+    ) -> None:
         self.folder = folder
+        self.providers = execution_providers(device, ort.get_available_providers())
         self.manifest: Manifest = load_manifest(folder)
         self.max_chars = max_chars
         # Temperature scaling per head (fitted on val by models/calibrate.py):
@@ -87,7 +92,7 @@ class TextModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         path = self.folder / self.manifest.onnx_file
         try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(path), options, providers=self.providers)
         except Exception as exc:  # ORT raises its own untyped errors
             raise ModelError(f"ONNX Runtime cannot load {path}: {exc}") from exc
         self._check_signature(session)
@@ -175,6 +180,19 @@ class TextModel:
         # Rounded as float64: a float32 rounded to 5 decimals is written back as its exact
         # binary value (0.0742 -> 0.07419999688863754), 2.5 times the JSON for the same numbers.
         return Prediction(heads, np.round(embedding.astype(np.float64), 5).tolist(), explanation, tokens, truncated)
+
+
+def execution_providers(device: str, available: list[str]) -> list[str]:
+    """ONNX Runtime's providers for ``device``: CUDA first where asked for and present
+    (operators it lacks run on the CPU), else the CPU, saying so once."""
+    if device == "cuda":
+        if CUDA_PROVIDER in available:
+            return [CUDA_PROVIDER, CPU_PROVIDER]
+        log.warning(
+            "STREAMS_MODEL_DEVICE=cuda, but this ONNX Runtime has no CUDA provider (it has %s): the model runs "
+            "on the CPU; install onnxruntime-gpu in place of onnxruntime to use a GPU", ", ".join(available)
+        )  # fmt: skip
+    return [CPU_PROVIDER]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

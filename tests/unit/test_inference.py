@@ -243,3 +243,23 @@ def test_a_post_in_another_language_is_marked_unsupported_and_never_blocked(text
     assert spanish["moderation"]["supported"] is False
     assert spanish["sentiment"]["supported"] is False and spanish["emotion"]["supported"] is False
     assert "explanation" in spanish["moderation"]
+
+
+def test_cuda_is_used_where_the_runtime_has_it_and_the_cpu_otherwise_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from streams.inference.session import execution_providers
+
+    gpu_build = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert execution_providers("cuda", gpu_build) == gpu_build
+    assert execution_providers("cpu", gpu_build) == ["CPUExecutionProvider"]
+    with caplog.at_level("WARNING"):
+        assert execution_providers("cuda", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    [record] = caplog.records
+    assert "no CUDA provider" in record.getMessage() and "onnxruntime-gpu" in record.getMessage()
+
+
+def test_a_worker_asked_for_cuda_on_a_cpu_build_serves_the_model_on_the_cpu(model_dir: Path) -> None:
+    model = TextModel(model_dir, device="cuda")  # this machine's onnxruntime is the CPU build
+    assert model.session.get_providers() == ["CPUExecutionProvider"]
+    assert model.predict(["fine day"])[0].heads

@@ -25,6 +25,7 @@ def test_defaults_are_valid() -> None:
         ({"STREAMS_GUARANTEE": "maybe"}, "STREAMS_GUARANTEE must be one of at_least_once, exactly_once"),
         ({"STREAMS_BATCH_LINGER_S": "0"}, "STREAMS_BATCH_LINGER_S must be above 0"),
         ({"STREAMS_REVIEW_THRESHOLD": "0.95", "STREAMS_BLOCK_THRESHOLD": "0.9"}, "must not be above STREAMS_BLOCK"),
+        ({"STREAMS_MODEL_DEVICE": "tpu"}, "STREAMS_MODEL_DEVICE must be one of cpu, cuda"),
         ({"STREAMS_STORE": "redis://"}, "STREAMS_STORE must be memory:// or rocksdb://"),
         ({"STREAMS_AGENTS": "enrich,images"}, "must name one or more of enrich, profiles, trends, media"),
         ({"STREAMS_MEDIA_NSFW_REVIEW": "0.9", "STREAMS_MEDIA_NSFW_BLOCK": "0.8"}, "at most STREAMS_MEDIA_NSFW_BLOCK"),
