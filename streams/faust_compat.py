@@ -215,22 +215,17 @@ def tidy_acks(consumer: Any, tp: TP) -> None:
 
 
 def commit_leaves_acks(consumer: Any, tp: TP) -> bool:
-    """Whether a commit now would leave acknowledged offsets of ``tp`` behind: Faust commits
-    only the first unbroken run of them from the committed offset (gaps it knows of count
-    as handled), and keeps the rest for a later commit. The same reckoning as
-    ``Consumer._new_offset``, without its changes to the consumer's state."""
-    acked = set(consumer._acked.get(tp) or ())
+    """Whether a commit now would leave acknowledged offsets of ``tp`` behind, once
+    ``tidy_acks`` has put them in shape (gaps merged, each once): Faust commits only the
+    first unbroken run of them from the committed offset and keeps the rest. The same
+    reckoning as ``Consumer._new_offset``, without its changes to the consumer's state."""
+    acked = consumer._acked.get(tp)
     if not acked:
         return False
-    gaps = consumer._gap.get(tp)
-    if gaps:
-        for interval in gaps.overlap(0, max(acked)):
-            acked.update(range(interval.begin, interval.end))
-    ordered = sorted(acked)
     committed = consumer._committed_offset.get(tp)
-    if committed and ordered[0] - committed > 1:
+    if committed and acked[0] - committed > 1:
         return True
-    return ordered[-1] - ordered[0] + 1 != len(ordered)
+    return acked[-1] - acked[0] + 1 != len(acked)
 
 
 def acked_offsets(consumer: Any, tp: TP) -> dict[str, Any]:
