@@ -245,16 +245,34 @@ def inference_as_served(posts: list[bytes], workers: int) -> float:
 # 3, 4. The pipeline --------------------------------------------------------------------------
 
 
-def group_done(bootstrap: str, group: str, topics: list[str]) -> bool:
-    """Whether the group has committed every record of the topics it reads (asked without joining it)."""
+def committed_behind(bootstrap: str, group: str, ends: dict[TopicPartition, int]) -> list[str]:
+    """The partitions whose committed offset (asked without joining the group) is short of ``ends``."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
-        ends = consumer.end_offsets(
-            [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or []]
-        )
-        return all((consumer.committed(tp) or 0) >= end for tp, end in ends.items() if end > 0)
+        return [f"{tp.topic}[{tp.partition}] {consumer.committed(tp) or 0}/{end}" for tp, end in ends.items()
+                if end > 0 and (consumer.committed(tp) or 0) < end]  # fmt: skip
     finally:
         consumer.close()
+
+
+def wait_committed(bootstrap: str, group: str, topics: list[str], timeout_s: float = 600) -> None:
+    """Until the group has committed, on every partition of ``topics``, the end it had when asked."""
+    ends = end_offsets(bootstrap, topics)
+    deadline = time.monotonic() + timeout_s
+    while behind := committed_behind(bootstrap, group, ends):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the group did not commit what it read within {timeout_s} s: {', '.join(behind)}")
+        time.sleep(0.5)
+
+
+def wait_all_work(bootstrap: str, settings: Settings) -> None:
+    """Until the group has committed everything the posts caused. The inputs first; then,
+    twice (the topic clusterer adds a hop), the internal topics as far as they reached:
+    the trends heartbeats write watermarks every second, so their ends never stand still."""
+    wait_committed(bootstrap, settings.app_id, [settings.topic_raw, settings.topic_enriched])
+    internal = [t for t in internal_topics(bootstrap, settings) if "changelog" not in t]
+    for _ in range(2):
+        wait_committed(bootstrap, settings.app_id, internal)
 
 
 def internal_topics(bootstrap: str, settings: Settings) -> list[str]:
@@ -282,10 +300,8 @@ def pipeline(
         profiles = [] if profile_dir is None else start_profiles(workers, args.profile_s, profile_dir)
         done = wait_count(bootstrap, settings.topic_enriched, len(posts), 1800)
         if agents != "enrich":  # every agent: until the group has committed all it reads
-            read = [settings.topic_raw, settings.topic_enriched, *internal_topics(bootstrap, settings)]
-            read = [t for t in read if "changelog" not in t]
-            while not group_done(bootstrap, settings.app_id, read):
-                time.sleep(0.5)
+            print(f"  every post enriched after {done - started:.1f} s", flush=True)
+            wait_all_work(bootstrap, settings)
             done = time.monotonic()
         for process, _ in profiles:  # a whole-run profile stops here; py-spy writes it on SIGINT
             if not args.profile_s:

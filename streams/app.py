@@ -135,7 +135,8 @@ def install_agents(runtime: Runtime) -> None:
 
 def install_start_checks(runtime: Runtime) -> None:
     """Check the consumer's internals once it runs; in exactly-once mode route commits
-    through the gate and each send into the transaction of its input."""
+    through the gate and each send into the transaction of its input; in at-least-once
+    mode tidy the acknowledged offsets before each commit."""
     app, gate = runtime.app, runtime.commit_gate
     if gate is not None:
         # Not in a task: Faust starts app tasks only after the first recovery, and agents
@@ -148,6 +149,8 @@ def install_start_checks(runtime: Runtime) -> None:
             guard_commits(app, gate, transactions.commit_written, transactions.committable)
 
         runtime.on_worker_start.append(install_exactly_once)
+    else:
+        runtime.on_worker_start.append(lambda: faust_compat.tidy_acks_before_each_commit(app.consumer))
 
     @app.task
     async def check_consumer() -> None:

@@ -118,6 +118,38 @@ def test_tidied_acks_commit_as_faust_reckons_them(
     assert predicted == bool(consumer._acked[RAW])
 
 
+@pytest.mark.parametrize(
+    ("committed", "acked", "gap"),
+    [
+        (48, list(range(48, 59)), (49, 57)),  # a gap Faust noted at a rebalance, over offsets also acknowledged
+        (51, [50, 51, *range(51, 219)], None),  # what was left of it a commit later (seen in a worker)
+    ],
+)
+def test_at_least_once_commits_pass_every_offset_processed(
+    committed: int, acked: list[int], gap: tuple[int, int] | None
+) -> None:
+    def bookkeeping() -> Any:
+        trees: Any = collections.defaultdict(IntervalTree)
+        if gap is not None:
+            trees[RAW].add(Interval(*gap))
+        return SimpleNamespace(_acked={RAW: list(acked)}, _gap=trees, _committed_offset={RAW: committed},
+                               _acked_index={RAW: set(acked)})  # fmt: skip
+
+    def commit_with(consumer: Any) -> Any:
+        async def commit(topics: Any = None, start_new_transaction: bool = True) -> int | None:
+            return Consumer._new_offset(consumer, RAW)  # Faust's own reckoning
+
+        return commit
+
+    untidy = bookkeeping()
+    assert asyncio.run(commit_with(untidy)()) < max(acked)  # Faust alone: a step or two, the rest waits
+    consumer = bookkeeping()
+    consumer.commit = commit_with(consumer)
+    faust_compat.tidy_acks_before_each_commit(consumer)
+    assert asyncio.run(consumer.commit()) == max(acked) + 1
+    assert consumer._acked[RAW] == []
+
+
 def test_recovery_asks_the_broker_where_changelogs_end_not_the_last_fetch() -> None:
     # With transactions Faust answered with the last fetch's stable offset: None (so "-1",
     # nothing to recover) for a changelog partition the worker had not fetched yet.
