@@ -133,6 +133,11 @@ def install_agents(runtime: Runtime) -> None:
     install_views(runtime, profiles, trends.query if trends else None)
 
 
+# Table writes that may wait in Faust's producer buffer before every stream stops: a
+# few batches of the trends windows stage (one write per term a batch touches).
+TABLE_WRITES_BUFFERED = 20_000
+
+
 def install_start_checks(runtime: Runtime) -> None:
     """Check the consumer's internals once it runs; in exactly-once mode route commits
     through the gate and each send into the transaction of its input; in at-least-once
@@ -151,6 +156,7 @@ def install_start_checks(runtime: Runtime) -> None:
         runtime.on_worker_start.append(install_exactly_once)
     else:
         runtime.on_worker_start.append(lambda: faust_compat.tidy_acks_before_each_commit(app.consumer))
+    runtime.on_worker_start.append(lambda: faust_compat.let_producer_buffer_hold(app, TABLE_WRITES_BUFFERED))
 
     @app.task
     async def check_consumer() -> None:

@@ -30,6 +30,7 @@ from faust.assignor.partition_assignor import PartitionAssignor
 from faust.tables.base import Collection
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer, TransactionManager
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP, EventT, StreamT
 
 from streams.errors import StreamsError
@@ -60,6 +61,7 @@ REQUIRED: list[tuple[Any, str, str]] = [
     (faust.App, "_on_agent_error", "agent crashes are counted and reported by /health"),
     (PartitionAssignor, "_topic_groups", "exactly-once finds the topic group of an input partition"),
     (Recovery, "_build_highwaters", "exactly-once recovery asks the broker where each changelog ends"),
+    (ProducerBuffer, "max_messages", "one batch's table writes do not hold every stream back"),
 ]
 
 
@@ -159,6 +161,18 @@ def recovery_reads_changelog_ends_from_broker(app: faust.App) -> None:
 
 
 # --- producer -------------------------------------------------------------------------
+
+
+def let_producer_buffer_hold(app: faust.App, messages: int) -> None:
+    """Let up to ``messages`` table writes wait in Faust's producer buffer before streams stop.
+
+    Faust stops handing records to *every* stream of the worker while more than 100
+    table writes wait to be produced (``ProducerBuffer.wait_until_ebb``, per record).
+    One batch of the trends windows stage writes a changelog record for each term it
+    touched, thousands: each such batch held the enrich agent's input back too, and
+    left the model idle. The buffer drains on its own task all the same.
+    """
+    app.producer.buffer.max_messages = messages
 
 
 async def flush_producer_buffer(app: faust.App, until: float, clock: Callable[[], float]) -> None:

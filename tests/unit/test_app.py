@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from streams.app import create_app, standby_replicas
+from streams import faust_compat
+from streams.app import TABLE_WRITES_BUFFERED, create_app, standby_replicas
 from streams.settings import Settings
 
 
@@ -23,3 +26,15 @@ def test_standby_replicas_fit_what_the_worker_runs(env: dict[str, str], replicas
     settings = Settings.from_env(env)
     assert standby_replicas(settings) == replicas
     assert create_app(settings).conf.table_standby_replicas == replicas
+
+
+def test_table_writes_waiting_in_the_producer_buffer_do_not_stop_the_streams() -> None:
+    # Faust's conductor awaits wait_until_ebb before it hands each record to the streams.
+    app = create_app(Settings.from_env({}))
+    buffer = app.producer.buffer
+    for _ in range(150):  # one windows batch of 150 terms' changelog writes, not produced yet
+        buffer.pending.put_nowait(object())
+    with pytest.raises(RuntimeError):  # Faust's 100: the streams would wait for them to drain
+        asyncio.run(buffer.wait_until_ebb())
+    faust_compat.let_producer_buffer_hold(app, TABLE_WRITES_BUFFERED)
+    asyncio.run(buffer.wait_until_ebb())  # returns at once: the streams go on
