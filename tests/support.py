@@ -258,6 +258,24 @@ class Pipeline:
             consumer.close()
         return f"{name}: last stable offsets {ends['read_committed']}, high watermarks {ends['read_uncommitted']}"
 
+    def uncommitted(self, topics: list[str], timeout_s: float = 60) -> list[str]:
+        """Wait until the workers' group has committed every offset of ``topics``; what it has
+        not (partition, committed/end) when ``timeout_s`` runs out."""
+        names = [self.topics.get(t, t) for t in topics]
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.name, enable_auto_commit=False)
+        try:
+            partitions = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n) or []]
+            ends = consumer.end_offsets(partitions)
+            deadline = time.monotonic() + timeout_s
+            while True:
+                behind = [f"{tp.topic}[{tp.partition}] {consumer.committed(tp) or 0}/{end}"
+                          for tp, end in sorted(ends.items()) if (consumer.committed(tp) or 0) < end]  # fmt: skip
+                if not behind or time.monotonic() > deadline:
+                    return behind
+                time.sleep(0.5)
+        finally:
+            consumer.close()
+
     def metrics(self, index: int) -> str:
         """The Prometheus exposition of the index-th worker."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[index]}/metrics", timeout=10) as response:

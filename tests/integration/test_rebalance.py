@@ -100,6 +100,10 @@ def test_workers_join_and_leave_mid_replay_and_tables_recover(pipeline: Pipeline
     profiles = pipeline.read(f"{pipeline.name}.profiles", lambda rs: latest_post_counts(rs) == dict(per_user), 120)
     assert latest_post_counts(profiles) == dict(per_user)
 
+    # Commits kept up across the joins and the leave: every input processed is committed
+    # (a partition whose commits lag would be read again, all of it, after a crash).
+    assert pipeline.uncommitted(["raw", "enriched"], timeout_s=60) == []
+
     duplicates = sum(before.values()) - len(before)
     survivors = [recovery(pipeline.metrics(index)) for index in (1, 2)]
     rebalances = sum(r for r, _, _ in survivors)
