@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data import HEADS, SOURCES  # noqa: E402
 from evaluate import evaluate_folder  # noqa: E402
-from network import MultiTaskModel  # noqa: E402
+from network import MultiTaskModel, layers_in  # noqa: E402
 from train import ENCODER_DIR, MAX_LENGTH  # noqa: E402
 
 from streams.inference.folder import EVALUATION, MANIFEST, merge_evaluation, sha256_of  # noqa: E402
@@ -41,8 +41,9 @@ NAME = "social-minilm"
 
 
 def export_onnx(checkpoint: Path, target: Path) -> None:
-    model = MultiTaskModel(str(ENCODER_DIR))
-    model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    state = torch.load(checkpoint, map_location="cpu")
+    model = MultiTaskModel(str(ENCODER_DIR), list(range(layers_in(state))))
+    model.load_state_dict(state)
     model.eval()
     ids = torch.randint(1000, 2000, (2, 16), dtype=torch.long)
     mask = torch.ones_like(ids)

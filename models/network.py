@@ -23,10 +23,20 @@ def content_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return mask * (positions != last).to(mask.dtype)
 
 
+def layers_in(state: dict[str, torch.Tensor]) -> int:
+    """How many transformer layers a checkpoint's encoder has (a distilled student has fewer)."""
+    prefix = "encoder.encoder.layer."
+    return 1 + max(int(key[len(prefix) :].split(".", 1)[0]) for key in state if key.startswith(prefix))
+
+
 class MultiTaskModel(nn.Module):
-    def __init__(self, encoder_dir: str) -> None:
+    def __init__(self, encoder_dir: str, layers: list[int] | None = None) -> None:
+        """``layers``: keep only these layers of the encoder, in order (a student's starting point)."""
         super().__init__()
         self.encoder = AutoModel.from_pretrained(encoder_dir)
+        if layers is not None:
+            self.encoder.encoder.layer = nn.ModuleList([self.encoder.encoder.layer[i] for i in layers])
+            self.encoder.config.num_hidden_layers = len(layers)
         hidden = self.encoder.config.hidden_size
         self.head_sizes = [len(labels) for labels in HEADS.values()]
         # All heads in one matrix, in HEADS order: one matmul serves every head.

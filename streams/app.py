@@ -141,7 +141,8 @@ TABLE_WRITES_BUFFERED = 20_000
 def install_start_checks(runtime: Runtime) -> None:
     """Check the consumer's internals once it runs; in exactly-once mode route commits
     through the gate and each send into the transaction of its input; in at-least-once
-    mode tidy the acknowledged offsets before each commit."""
+    mode tidy the acknowledged offsets before each commit, and let table writes wait in
+    the producer buffer without stopping the streams."""
     app, gate = runtime.app, runtime.commit_gate
     if gate is not None:
         # Not in a task: Faust starts app tasks only after the first recovery, and agents
@@ -156,7 +157,9 @@ def install_start_checks(runtime: Runtime) -> None:
         runtime.on_worker_start.append(install_exactly_once)
     else:
         runtime.on_worker_start.append(lambda: faust_compat.tidy_acks_before_each_commit(app.consumer))
-    runtime.on_worker_start.append(lambda: faust_compat.let_producer_buffer_hold(app, TABLE_WRITES_BUFFERED))
+        # Not with transactions: there a table write must join the transaction of the batch it
+        # belongs with, and each commit first drains the buffer (streams.commits).
+        runtime.on_worker_start.append(lambda: faust_compat.let_producer_buffer_hold(app, TABLE_WRITES_BUFFERED))
 
     @app.task
     async def check_consumer() -> None:

@@ -1,0 +1,151 @@
+"""Distil the served model into a student with fewer encoder layers and save a checkpoint.
+
+    python models/distill.py [--teacher models/build/checkpoint-2.pt] [--layers 1,3,5]
+                             [--out models/build/student.pt]
+
+The student starts as the teacher with only ``--layers`` of its six (embeddings and
+heads included) and learns, on the tasks' training data with the identity-bias rows
+(the teacher's own data, so its fairness carries over), from three signals at once:
+
+- every head's softened probabilities from the teacher (temperature ``--temperature``),
+  on every text, whichever task it comes from: each tweet teaches all four heads, as
+  unlabelled data would;
+- the batch's own labels (class-weighted cross-entropy, as the teacher was trained);
+- the teacher's pooled embedding (cosine), which the topic clusterer reads.
+
+Export, calibration and the audit are the teacher's (``models/export.py --checkpoint``
+reads the layer count from the checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data import HEADS, Split, fairness_rows, load_all  # noqa: E402
+from network import MultiTaskModel  # noqa: E402
+from train import ENCODER_DIR, batches, class_weights, encode, head_slices, tokenizer  # noqa: E402
+
+
+def student_from(teacher: MultiTaskModel, layers: list[int]) -> MultiTaskModel:
+    student = MultiTaskModel(str(ENCODER_DIR), layers)
+    kept = {
+        key.replace(f"encoder.encoder.layer.{old}.", f"encoder.encoder.layer.{new}."): value
+        for new, old in enumerate(layers)
+        for key, value in teacher.state_dict().items()
+        if key.startswith(f"encoder.encoder.layer.{old}.")
+    }
+    shared = {k: v for k, v in teacher.state_dict().items() if not k.startswith("encoder.encoder.layer.")}
+    student.load_state_dict({**shared, **kept})
+    return student
+
+
+def soft_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) over every head's slice, softened, scaled by T^2 (Hinton et al. 2015)."""
+    total = student.new_zeros(())
+    for part in head_slices().values():
+        target = nn.functional.softmax(teacher[:, part] / temperature, dim=-1)
+        log_student = nn.functional.log_softmax(student[:, part] / temperature, dim=-1)
+        total = total + nn.functional.kl_div(log_student, target, reduction="batchmean")
+    return total * temperature**2
+
+
+def distil(args: argparse.Namespace) -> None:
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    train_data, _ = load_all()
+    train_data = fairness_rows(train_data, args.seed)
+    if args.sentiment_sample:
+        keep = rng.sample(range(len(train_data["sentiment"].texts)), args.sentiment_sample)
+        split = train_data["sentiment"]
+        train_data["sentiment"] = Split([split.texts[i] for i in keep], [split.labels[i] for i in keep])
+    tok = tokenizer()
+    teacher = MultiTaskModel(str(ENCODER_DIR))
+    teacher.load_state_dict(torch.load(args.teacher, map_location="cpu"))
+    teacher.eval()
+    layers = [int(i) for i in args.layers.split(",")]
+    student = student_from(teacher, layers)
+    slices = head_slices()
+    weights = {h: class_weights(s.labels, len(HEADS[h])) for h, s in train_data.items()}
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": student.encoder.parameters(), "lr": args.lr},
+            {"params": student.heads.parameters(), "lr": args.head_lr},
+        ],
+        weight_decay=0.01,
+    )
+    plan = [b for _ in range(args.epochs) for b in batches(train_data, args.batch, rng)]
+    if args.limit:
+        plan = plan[: args.limit]
+    warmup = max(1, int(0.06 * len(plan)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min((step + 1) / warmup, max(0.0, (len(plan) - step) / (len(plan) - warmup))),
+    )
+    student.train()
+    started, seen = time.time(), 0
+    for step, (head, rows) in enumerate(plan):
+        split = train_data[head]
+        ids, mask = encode(tok, [split.texts[i] for i in rows])
+        with torch.no_grad():
+            *_, teacher_mean = teacher.pooled(ids, mask)
+            teacher_logits = teacher.heads(teacher_mean)
+        *_, mean = student.pooled(ids, mask)
+        logits = student.heads(mean)
+        target = torch.tensor([split.labels[i] for i in rows])
+        hard = nn.functional.cross_entropy(logits[:, slices[head]], target, weight=weights[head])
+        soft = soft_loss(logits, teacher_logits, args.temperature)
+        embedding = 1 - nn.functional.cosine_similarity(mean, teacher_mean, dim=-1).mean()
+        loss = args.alpha * soft + (1 - args.alpha) * hard + args.beta * embedding
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        seen += len(rows)
+        if step % 100 == 0:
+            rate = seen / (time.time() - started)
+            print(
+                f"step {step}/{len(plan)} {head} soft {soft.item():.3f} hard {hard.item():.3f} "
+                f"embedding {embedding.item():.4f} {rate:.0f} posts/s",
+                flush=True,
+            )
+        if step and step % 500 == 0:
+            torch.save(student.state_dict(), args.out)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(student.state_dict(), args.out)
+    print(f"saved {args.out} ({len(layers)} layers) after {len(plan)} steps in {time.time() - started:.0f}s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", type=Path, default=Path("models/build/checkpoint-2.pt"))
+    parser.add_argument("--layers", default="1,3,5", help="the teacher's layers the student keeps, in order")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--head-lr", type=float, default=1e-4)
+    parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's probabilities")
+    parser.add_argument("--beta", type=float, default=1.0, help="weight of the embedding's cosine distance")
+    parser.add_argument("--seed", type=int, default=31)
+    parser.add_argument("--sentiment-sample", type=int, default=0, help="use only N sentiment tweets (0 = all)")
+    parser.add_argument("--limit", type=int, default=0, help="stop after N batches (smoke runs)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("models/build/student.pt"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    distil(args)
+
+
+if __name__ == "__main__":
+    main()
