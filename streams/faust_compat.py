@@ -169,8 +169,8 @@ def let_producer_buffer_hold(app: faust.App, messages: int) -> None:
     Faust stops handing records to *every* stream of the worker while more than 100
     table writes wait to be produced (``ProducerBuffer.wait_until_ebb``, per record).
     One batch of the trends windows stage writes a changelog record for each term it
-    touched, thousands: each such batch held the enrich agent's input back too, and
-    left the model idle. The buffer drains on its own task all the same.
+    touched, thousands: each such batch held the enrich agent's input back too. The
+    buffer drains on its own task all the same.
     """
     app.producer.buffer.max_messages = messages
 
