@@ -31,9 +31,17 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from data import HEADS, Split, fairness_rows, load_all  # noqa: E402
+from data import HEADS, fairness_rows, load_all  # noqa: E402
 from network import MultiTaskModel  # noqa: E402
-from train import ENCODER_DIR, batches, class_weights, encode, head_slices, tokenizer  # noqa: E402
+from train import (  # noqa: E402
+    ENCODER_DIR,
+    class_weights,
+    encode,
+    head_slices,
+    sample_sentiment,
+    tokenizer,
+    training_plan,
+)
 
 
 def student_from(teacher: MultiTaskModel, layers: list[int]) -> MultiTaskModel:
@@ -64,10 +72,7 @@ def distil(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     train_data, _ = load_all()
     train_data = fairness_rows(train_data, args.seed)
-    if args.sentiment_sample:
-        keep = rng.sample(range(len(train_data["sentiment"].texts)), args.sentiment_sample)
-        split = train_data["sentiment"]
-        train_data["sentiment"] = Split([split.texts[i] for i in keep], [split.labels[i] for i in keep])
+    sample_sentiment(train_data, args.sentiment_sample, rng)
     tok = tokenizer()
     teacher = MultiTaskModel(str(ENCODER_DIR))
     teacher.load_state_dict(torch.load(args.teacher, map_location="cpu"))
@@ -76,21 +81,7 @@ def distil(args: argparse.Namespace) -> None:
     student = student_from(teacher, layers)
     slices = head_slices()
     weights = {h: class_weights(s.labels, len(HEADS[h])) for h, s in train_data.items()}
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": student.encoder.parameters(), "lr": args.lr},
-            {"params": student.heads.parameters(), "lr": args.head_lr},
-        ],
-        weight_decay=0.01,
-    )
-    plan = [b for _ in range(args.epochs) for b in batches(train_data, args.batch, rng)]
-    if args.limit:
-        plan = plan[: args.limit]
-    warmup = max(1, int(0.06 * len(plan)))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min((step + 1) / warmup, max(0.0, (len(plan) - step) / (len(plan) - warmup))),
-    )
+    plan, optimizer, schedule = training_plan(student, train_data, args, rng)
     student.train()
     started, seen = time.time(), 0
     for step, (head, rows) in enumerate(plan):

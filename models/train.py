@@ -74,22 +74,19 @@ def encode(tok: Tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor
     return ids, mask
 
 
-def train(args: argparse.Namespace) -> None:
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    train_data, _ = load_all()
-    if args.fairness:
-        train_data = fairness_rows(train_data, args.seed)
-    if args.sentiment_sample:
-        keep = rng.sample(range(len(train_data["sentiment"].texts)), args.sentiment_sample)
-        split = train_data["sentiment"]
-        train_data["sentiment"] = Split([split.texts[i] for i in keep], [split.labels[i] for i in keep])
-    tok = tokenizer()
-    model = MultiTaskModel(str(ENCODER_DIR))
-    if args.init:
-        model.load_state_dict(torch.load(args.init, map_location="cpu"))
-    slices = head_slices()
-    weights = {h: class_weights(s.labels, len(HEADS[h])) for h, s in train_data.items()}
+def sample_sentiment(train_data: dict[str, Split], count: int, rng: random.Random) -> None:
+    """Keep only ``count`` sentiment tweets (0: all), chosen at random."""
+    if not count:
+        return
+    keep = rng.sample(range(len(train_data["sentiment"].texts)), count)
+    split = train_data["sentiment"]
+    train_data["sentiment"] = Split([split.texts[i] for i in keep], [split.labels[i] for i in keep])
+
+
+def training_plan(
+    model: MultiTaskModel, train_data: dict[str, Split], args: argparse.Namespace, rng: random.Random
+) -> tuple[list[tuple[str, list[int]]], torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The batches, and AdamW (encoder and heads at their own rates) with linear warm-up and decay."""
     params = [
         {"params": model.encoder.parameters(), "lr": args.lr},
         {"params": model.heads.parameters(), "lr": args.head_lr},
@@ -103,6 +100,23 @@ def train(args: argparse.Namespace) -> None:
         optimizer,
         lambda step: min((step + 1) / warmup, max(0.0, (len(plan) - step) / (len(plan) - warmup))),
     )
+    return plan, optimizer, schedule
+
+
+def train(args: argparse.Namespace) -> None:
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    train_data, _ = load_all()
+    if args.fairness:
+        train_data = fairness_rows(train_data, args.seed)
+    sample_sentiment(train_data, args.sentiment_sample, rng)
+    tok = tokenizer()
+    model = MultiTaskModel(str(ENCODER_DIR))
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu"))
+    slices = head_slices()
+    weights = {h: class_weights(s.labels, len(HEADS[h])) for h, s in train_data.items()}
+    plan, optimizer, schedule = training_plan(model, train_data, args, rng)
     model.train()
     started, seen = time.time(), 0
     for step, (head, rows) in enumerate(plan):
