@@ -23,3 +23,6 @@ python models/card.py models/social-minilm
 python models/export.py --checkpoint models/build/checkpoint-2.pt --version 2.0.0 --fp32 \
   --out models/build/social-minilm-fp32 --training "$TRAINING"
 python models/evaluate.py models/build/social-minilm-fp32 --vader
+# The graph for GPUs (STREAMS_MODEL_DEVICE=cuda): not served by default.
+python models/export.py --checkpoint models/build/checkpoint-2.pt --version 2.0.0 --fp16 \
+  --out models/build/social-minilm-fp16 --training "$TRAINING"

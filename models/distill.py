@@ -31,10 +31,12 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from data import HEADS, fairness_rows, load_all  # noqa: E402
+from data import HEADS, Split, fairness_rows, load_all  # noqa: E402
+from evaluate import official_metric  # noqa: E402
 from network import MultiTaskModel  # noqa: E402
 from train import (  # noqa: E402
     ENCODER_DIR,
+    OVERSAMPLE,
     class_weights,
     encode,
     head_slices,
@@ -67,10 +69,29 @@ def soft_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) 
     return total * temperature**2
 
 
+@torch.no_grad()
+def val_metrics(model: MultiTaskModel, val: dict[str, Split], device: torch.device) -> dict[str, float]:
+    """Every head's official metric on val, in torch (fp32, before export): a quick readout;
+    the served figures are export.py's, measured on the int8 graph."""
+    was_training = model.training
+    model.eval()
+    tok, slices, metrics = tokenizer(), head_slices(), {}
+    for head, split in val.items():
+        predicted: list[int] = []
+        for start in range(0, len(split.texts), 256):
+            ids, mask = encode(tok, split.texts[start : start + 256])
+            logits = model.head_logits(ids.to(device), mask.to(device))[:, slices[head]]
+            predicted += logits.argmax(dim=-1).tolist()
+        metrics[head] = round(official_metric(head, split.labels, predicted), 2)
+    model.train(was_training)
+    return metrics
+
+
 def distil(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
-    train_data, _ = load_all()
+    device = torch.device(args.device)
+    train_data, val_data = load_all()
     train_data = fairness_rows(train_data, args.seed)
     sample_sentiment(train_data, args.sentiment_sample, rng)
     tok = tokenizer()
@@ -79,20 +100,25 @@ def distil(args: argparse.Namespace) -> None:
     teacher.eval()
     layers = [int(i) for i in args.layers.split(",")]
     student = student_from(teacher, layers)
+    teacher.to(device)
+    student.to(device)
     slices = head_slices()
-    weights = {h: class_weights(s.labels, len(HEADS[h])) for h, s in train_data.items()}
+    weights = {h: class_weights(s.labels, len(HEADS[h])).to(device) for h, s in train_data.items()}
+    if args.evaluate:
+        print(f"val (torch, fp32): teacher {val_metrics(teacher, val_data, device)}", flush=True)
     plan, optimizer, schedule = training_plan(student, train_data, args, rng)
     student.train()
     started, seen = time.time(), 0
     for step, (head, rows) in enumerate(plan):
         split = train_data[head]
         ids, mask = encode(tok, [split.texts[i] for i in rows])
+        ids, mask = ids.to(device), mask.to(device)
         with torch.no_grad():
             *_, teacher_mean = teacher.pooled(ids, mask)
             teacher_logits = teacher.heads(teacher_mean)
         *_, mean = student.pooled(ids, mask)
         logits = student.heads(mean)
-        target = torch.tensor([split.labels[i] for i in rows])
+        target = torch.tensor([split.labels[i] for i in rows], device=device)
         hard = nn.functional.cross_entropy(logits[:, slices[head]], target, weight=weights[head])
         soft = soft_loss(logits, teacher_logits, args.temperature)
         embedding = 1 - nn.functional.cosine_similarity(mean, teacher_mean, dim=-1).mean()
@@ -111,10 +137,12 @@ def distil(args: argparse.Namespace) -> None:
                 flush=True,
             )
         if step and step % 500 == 0:
-            torch.save(student.state_dict(), args.out)
+            torch.save({k: v.cpu() for k, v in student.state_dict().items()}, args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(student.state_dict(), args.out)
+    torch.save({k: v.cpu() for k, v in student.state_dict().items()}, args.out)
     print(f"saved {args.out} ({len(layers)} layers) after {len(plan)} steps in {time.time() - started:.0f}s")
+    if args.evaluate:
+        print(f"val (torch, fp32): student {val_metrics(student, val_data, device)}", flush=True)
 
 
 def main() -> None:
@@ -131,6 +159,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=31)
     parser.add_argument("--sentiment-sample", type=int, default=0, help="use only N sentiment tweets (0 = all)")
     parser.add_argument("--limit", type=int, default=0, help="stop after N batches (smoke runs)")
+    parser.add_argument("--oversample-emotion", type=int, default=OVERSAMPLE["emotion"], help="emotion's repeats")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, or cuda where a GPU is at hand")
+    parser.add_argument("--evaluate", action="store_true", help="print the student's val metrics (torch) at the end")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("models/build/student.pt"))
     args = parser.parse_args()

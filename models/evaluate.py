@@ -31,8 +31,8 @@ def official_metric(head: str, truth: list[int], predicted: list[int]) -> float:
     return 100 * float(f1_score(truth, predicted, average="macro"))
 
 
-def evaluate_folder(folder: Path, threads: int = 2) -> dict[str, float]:
-    model = TextModel(folder, threads=threads)
+def evaluate_folder(folder: Path, threads: int = 2, device: str = "cpu") -> dict[str, float]:
+    model = TextModel(folder, threads=threads, device=device)
     metrics: dict[str, float] = {}
     for head, labels in HEADS.items():
         val = _tweeteval(head, "val")
@@ -59,8 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, nargs="?", default=Path("models/social-minilm"))
     parser.add_argument("--vader", action="store_true", help="also score VADER on sentiment val")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where ONNX Runtime runs the graph")
     args = parser.parse_args()
-    metrics: dict[str, object] = {"model": str(args.folder), **evaluate_folder(args.folder)}
+    metrics: dict[str, object] = {"model": str(args.folder), **evaluate_folder(args.folder, device=args.device)}
     if args.vader:
         metrics["vader_sentiment"] = vader_sentiment()
     print(orjson.dumps(metrics, option=orjson.OPT_INDENT_2).decode())

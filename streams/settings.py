@@ -65,7 +65,8 @@ ENV: list[tuple[str, str, str, str]] = [
         "model_device",
         "STREAMS_MODEL_DEVICE",
         "cpu",
-        "cpu, or cuda: ONNX Runtime's CUDA provider where the installed build has one (onnxruntime-gpu)",
+        "cpu, or cuda: ONNX Runtime's CUDA provider where the installed build has one (onnxruntime-gpu; "
+        "serve an fp16 folder there: models/export.py --fp16)",
     ),
     (
         "media_analysis",

@@ -27,6 +27,8 @@ REQUIRED_OUTPUTS = ("logits", "token_logits", "embedding")
 # Sub-batches are padded separately after sorting by length: tweets vary from
 # 5 to 60 tokens, and padding a 5-token post to 60 wastes most of the work.
 SUB_BATCH = 32
+# On a GPU a call costs a launch per operator whatever its size: fewer, larger calls.
+GPU_SUB_BATCH = 256
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
 
@@ -65,16 +67,28 @@ class TextModel:
         # call (as fast here: short posts then need no padding), and use their
         # threads to run posts side by side rather than inside one small matmul.
         row_by_row = bool(self.manifest.raw.get("batch_dependent"))
-        self.sub_batch = 1 if row_by_row else SUB_BATCH
         self.pool = ThreadPoolExecutor(threads, "onnx-rows") if row_by_row and threads > 1 else None
         self.session = self._load_session(1 if row_by_row else threads)
+        on_gpu = self.session.get_providers()[0] == CUDA_PROVIDER
+        if CUDA_PROVIDER in self.providers and not on_gpu:
+            # The build has the provider but CUDA or cuDNN did not load (ONNX Runtime logged why).
+            log.warning(
+                "STREAMS_MODEL_DEVICE=cuda, but ONNX Runtime's CUDA provider did not start: the model runs on the CPU"
+            )
+        self.sub_batch = 1 if row_by_row else GPU_SUB_BATCH if on_gpu else SUB_BATCH
+        if on_gpu and row_by_row:
+            log.warning(
+                "%s is int8 with dynamic quantisation, which runs one post per call and mostly on the CPU: "
+                "on a GPU serve an fp16 folder (python models/export.py --fp16 --out FOLDER; STREAMS_MODEL_DIR=FOLDER)",
+                folder,
+            )
         log.info(
             "model %s loaded from %s: provider %s, %d thread(s), %s",
             self.manifest.tag,
             folder,
             self.session.get_providers()[0],
             threads,
-            "one post per call" if row_by_row else f"batches of up to {SUB_BATCH}",
+            "one post per call" if row_by_row else f"batches of up to {self.sub_batch}",
         )
 
     def _load_tokenizer(self) -> Tokenizer:

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 
 from streams.errors import ModelError
 from streams.inference.folder import MANIFEST, sha256_of
-from streams.inference.session import TextModel
+from streams.inference.session import SUB_BATCH, TextModel
 
 TWEETS = [
     "I love this so much, best day ever!",
@@ -262,4 +262,5 @@ def test_cuda_is_used_where_the_runtime_has_it_and_the_cpu_otherwise_with_one_wa
 def test_a_worker_asked_for_cuda_on_a_cpu_build_serves_the_model_on_the_cpu(model_dir: Path) -> None:
     model = TextModel(model_dir, device="cuda")  # this machine's onnxruntime is the CPU build
     assert model.session.get_providers() == ["CPUExecutionProvider"]
+    assert model.sub_batch in (1, SUB_BATCH)  # sized for the CPU, not for a GPU
     assert model.predict(["fine day"])[0].heads
