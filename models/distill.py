@@ -11,7 +11,9 @@ heads included) and learns, on the tasks' training data with the identity-bias r
   on every text, whichever task it comes from: each tweet teaches all four heads, as
   unlabelled data would;
 - the batch's own labels (class-weighted cross-entropy, as the teacher was trained);
-- the teacher's pooled embedding (cosine), which the topic clusterer reads.
+- the teacher's pooled embedding (cosine), which the topic clusterer reads;
+- with ``--gamma``, the teacher's hidden states after each kept layer (mean squared error
+  over content tokens, as TinyBERT matches intermediate layers).
 
 Export, calibration and the audit are the teacher's (``models/export.py --checkpoint``
 reads the layer count from the checkpoint).
@@ -87,6 +89,19 @@ def val_metrics(model: MultiTaskModel, val: dict[str, Split], device: torch.devi
     return metrics
 
 
+def layer_loss(
+    student: tuple[torch.Tensor, ...], teacher: tuple[torch.Tensor, ...], layers: list[int], mask: torch.Tensor
+) -> torch.Tensor:
+    """Mean squared distance between each student layer's hidden states and those of the
+    teacher layer it started as, over content tokens (index 0 is the embeddings' output)."""
+    tokens = mask.sum().clamp(min=1.0)
+    total = student[0].new_zeros(())
+    for new, old in enumerate(layers):
+        squared = (student[new + 1] - teacher[old + 1]).pow(2).mean(dim=-1, keepdim=True)
+        total = total + (squared * mask).sum() / tokens
+    return total / len(layers)
+
+
 def distil(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
@@ -113,16 +128,20 @@ def distil(args: argparse.Namespace) -> None:
         split = train_data[head]
         ids, mask = encode(tok, [split.texts[i] for i in rows])
         ids, mask = ids.to(device), mask.to(device)
+        every_layer = args.gamma > 0
         with torch.no_grad():
-            *_, teacher_mean = teacher.pooled(ids, mask)
+            *_, teacher_mean, teacher_layers = teacher.pooled_layers(ids, mask, every_layer)
             teacher_logits = teacher.heads(teacher_mean)
-        *_, mean = student.pooled(ids, mask)
+        _, content, _, mean, student_layers = student.pooled_layers(ids, mask, every_layer)
         logits = student.heads(mean)
         target = torch.tensor([split.labels[i] for i in rows], device=device)
         hard = nn.functional.cross_entropy(logits[:, slices[head]], target, weight=weights[head])
         soft = soft_loss(logits, teacher_logits, args.temperature)
         embedding = 1 - nn.functional.cosine_similarity(mean, teacher_mean, dim=-1).mean()
-        loss = args.alpha * soft + (1 - args.alpha) * hard + args.beta * embedding
+        states = logits.new_zeros(())
+        if student_layers is not None and teacher_layers is not None:
+            states = layer_loss(student_layers, teacher_layers, layers, content)
+        loss = args.alpha * soft + (1 - args.alpha) * hard + args.beta * embedding + args.gamma * states
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -133,7 +152,7 @@ def distil(args: argparse.Namespace) -> None:
             rate = seen / (time.time() - started)
             print(
                 f"step {step}/{len(plan)} {head} soft {soft.item():.3f} hard {hard.item():.3f} "
-                f"embedding {embedding.item():.4f} {rate:.0f} posts/s",
+                f"embedding {embedding.item():.4f} states {states.item():.3f} {rate:.0f} posts/s",
                 flush=True,
             )
         if step and step % 500 == 0:
@@ -156,6 +175,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's probabilities")
     parser.add_argument("--beta", type=float, default=1.0, help="weight of the embedding's cosine distance")
+    parser.add_argument("--gamma", type=float, default=0.0, help="weight of the hidden states' distance (0: off)")
     parser.add_argument("--seed", type=int, default=31)
     parser.add_argument("--sentiment-sample", type=int, default=0, help="use only N sentiment tweets (0 = all)")
     parser.add_argument("--limit", type=int, default=0, help="stop after N batches (smoke runs)")

@@ -44,15 +44,28 @@ class MultiTaskModel(nn.Module):
 
     def pooled(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(last hidden states, content mask, content count, mean over content tokens)."""
+        hidden, mask, count, mean, _ = self.pooled_layers(input_ids, attention_mask)
+        return hidden, mask, count, mean
+
+    def pooled_layers(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, every_layer: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """(last hidden states, content mask, content count, mean) and, with ``every_layer``,
+        the hidden states after the embeddings and after each layer (for distillation)."""
         token_type_ids = torch.zeros_like(input_ids)
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
+        out = self.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            output_hidden_states=every_layer,
+        )
+        hidden = out.last_hidden_state
         mask = content_mask(attention_mask).unsqueeze(-1).to(hidden.dtype)
         count = mask.sum(dim=1).clamp(min=1.0)
         mean = (hidden * mask).sum(dim=1) / count
-        return hidden, mask, count, mean  # type: ignore[return-value]
+        return hidden, mask, count, mean, out.hidden_states if every_layer else None
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
