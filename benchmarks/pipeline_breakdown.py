@@ -185,7 +185,7 @@ def _predict_process(texts: list[str], ready: Any, go: Any) -> None:
     from streams.inference.session import TextModel
 
     s = Settings.from_env()
-    model = TextModel(Path("models/social-minilm"), threads=s.model_threads)
+    model = TextModel(Path(s.model_dir), threads=s.model_threads)
     model.predict(texts[: s.batch_size])
     ready.release()
     go.wait()
@@ -206,7 +206,7 @@ def _enrich_process(values: list[bytes], ready: Any, go: Any) -> None:
     from streams.privacy.policy import PrivacyPolicy
 
     s = Settings.from_env()
-    model = TextModel(Path("models/social-minilm"), threads=s.model_threads)
+    model = TextModel(Path(s.model_dir), threads=s.model_threads)
     privacy = PrivacyPolicy.create(s.pseudonym_key(), s.redact_enriched, s.redact_flagged)
     thresholds = Thresholds.resolve(model.manifest.thresholds, s.review_threshold, s.block_threshold)
     posts = [parse_post(value, s.max_message_bytes) for value in values]

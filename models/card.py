@@ -193,6 +193,19 @@ def real_examples(model: TextModel) -> str:
     return "\n".join(lines)
 
 
+def distillation_line(training: dict[str, Any]) -> str:
+    """The card's line on distillation, for a student model (empty for a fine-tuned one)."""
+    d = training.get("distillation")
+    if not d:
+        return ""
+    layers = d.get("layers_kept", [])
+    return (
+        f"- Distilled from {d.get('teacher', 'the teacher')} (`models/distill.py`): {len(layers)} of its layers "
+        f"kept ({', '.join(map(str, layers))}), trained on {d.get('data', 'its data')} against {d.get('losses', '')}; "
+        f"{d.get('epochs')} epochs, {d.get('steps')} steps, on {d.get('device', 'n/a')}.\n"
+    )
+
+
 def render(folder: Path) -> str:
     manifest = orjson.loads((folder / "manifest.json").read_bytes())
     path = folder / EVALUATION
@@ -203,10 +216,12 @@ def render(folder: Path) -> str:
     size_mb = (folder / manifest["onnx"]).stat().st_size / 1e6
     stream = evaluation.get("general_stream", {})
     explanations = evaluation.get("explanations", {})
+    distilled = manifest.get("training", {}).get("distillation")
+    layer_note = f", distilled to {len(distilled['layers_kept'])} of its 6 layers" if distilled else ""
     return f"""# {manifest["name"]} {manifest["version"]}
 
 A multi-task English tweet model: one pass of a fine-tuned MiniLM encoder
-({manifest["base_encoder"]}) feeds a linear head per task, and yields the pooled,
+({manifest["base_encoder"]}{layer_note}) feeds a linear head per task, and yields the pooled,
 L2-normalised embedding. ONNX, {manifest["quantisation"]}, {size_mb:.0f} MB.
 Version 2 is retrained against identity-term bias, serves calibrated probabilities,
 recommends its own moderation thresholds, and explains flags as well as sentiment.
@@ -323,7 +338,7 @@ English val tweets are marked unsupported (none of the 120 of at most 60 charact
   with the term swapped (Dixon et al. 2018 used Wikipedia the same way); 1,400 statements
   from a grammar of everyday posts about people, over 93 identity terms, 15% of them
   group-targeted abuse, so that the predicate, not the group, decides.
-- Normalisation (training and serving): {manifest["normalisation"]}.
+{distillation_line(manifest.get("training", {}))}- Normalisation (training and serving): {manifest["normalisation"]}.
 - Max length {manifest["max_length"]} tokens (tweets average ~30).
 - Run: {orjson.dumps(manifest.get("training", {})).decode()}
 - Rebuild: `pip install -e '.[train]' && models/build.sh`
