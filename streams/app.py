@@ -43,6 +43,8 @@ def create_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.bootstrap.split(",")],
         store=settings.store,
+        # Faust's own default is the same folder name in the working directory.
+        datadir=str(settings.state_dir / "{conf.name}-data"),
         processing_guarantee=settings.guarantee,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,

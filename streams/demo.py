@@ -37,6 +37,7 @@ from streams.topics import ensure_topics
 
 KAFKA_SCRIPT = PACKAGE_DIR.parent / "deploy" / "local" / "kafka"
 LOG_DIR = Path(os.environ.get("SOCIAL_STREAMS_CACHE", Path.home() / ".cache" / "social-streams")) / "demo"
+STATE_DIR = LOG_DIR.parent / "state"
 SAMPLE_MEDIA = PACKAGE_DIR.parent / "samples" / "media"
 
 
@@ -70,6 +71,7 @@ def start_workers(
     workers = []
     for index in range(first_index, first_index + count):
         env = {**os.environ, "KAFKA_BOOTSTRAP": settings.bootstrap, "STREAMS_WEB_PORT": str(settings.web_port + index)}
+        env.setdefault("STREAMS_STATE_DIR", str(STATE_DIR))  # not the caller's working directory
         env.update(extra_env or {})
         if not (settings.pseudonym_secret or settings.pseudonym_secret_file):
             env["STREAMS_DEV_MODE"] = "1"  # the demo runs without a key; workers log that it protects nothing

@@ -44,6 +44,12 @@ ENV: list[tuple[str, str, str, str]] = [
     ("partitions", "STREAMS_PARTITIONS", "4", "Partitions of the topics the app creates"),
     ("replication", "STREAMS_REPLICATION", "1", "Replication factor of the topics the app creates"),
     ("store", "STREAMS_STORE", "memory://", "Table store URL (memory:// or rocksdb://)"),
+    (
+        "state_dir",
+        "STREAMS_STATE_DIR",
+        ".",
+        "Folder for the worker's local table state (one <app id>-data folder in it; rocksdb:// keeps its files there)",
+    ),
     ("guarantee", "STREAMS_GUARANTEE", "at_least_once", "Processing guarantee: at_least_once or exactly_once"),
     (
         "session_timeout_s",
@@ -258,6 +264,7 @@ class Settings:
     partitions: int
     replication: int
     store: str
+    state_dir: Path
     guarantee: Guarantee
     session_timeout_s: float
     delivery_timeout_s: float

@@ -147,6 +147,7 @@ class Pipeline:
             "STREAMS_PARTITIONS": str(self.partitions),
             "STREAMS_WEB_PORT": str(port),
             "STREAMS_BATCH_SIZE": "32",
+            "STREAMS_STATE_DIR": str(self.log_dir),
             # A killed worker's partitions move after 10 s instead of 30 s.
             "STREAMS_SESSION_TIMEOUT_S": "10",
             "STREAMS_PSEUDONYM_SECRET": PSEUDONYM_SECRET,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +39,9 @@ def test_table_writes_waiting_in_the_producer_buffer_do_not_stop_the_streams() -
         asyncio.run(buffer.wait_until_ebb())
     faust_compat.let_producer_buffer_hold(app, TABLE_WRITES_BUFFERED)
     asyncio.run(buffer.wait_until_ebb())  # returns at once: the streams go on
+
+
+def test_table_state_goes_to_the_state_folder(tmp_path: Path) -> None:
+    app = create_app(Settings.from_env({"STREAMS_STATE_DIR": str(tmp_path), "STREAMS_APP_ID": "state-test"}))
+    assert app.conf.datadir == tmp_path / "state-test-data"
+    assert create_app(Settings.from_env({"STREAMS_APP_ID": "here"})).conf.datadir == Path("here-data")
