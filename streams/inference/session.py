@@ -70,18 +70,8 @@ class TextModel:
         self.pool = ThreadPoolExecutor(threads, "onnx-rows") if row_by_row and threads > 1 else None
         self.session = self._load_session(1 if row_by_row else threads)
         on_gpu = self.session.get_providers()[0] == CUDA_PROVIDER
-        if CUDA_PROVIDER in self.providers and not on_gpu:
-            # The build has the provider but CUDA or cuDNN did not load (ONNX Runtime logged why).
-            log.warning(
-                "STREAMS_MODEL_DEVICE=cuda, but ONNX Runtime's CUDA provider did not start: the model runs on the CPU"
-            )
+        self._warn_about_device(on_gpu, row_by_row)
         self.sub_batch = 1 if row_by_row else GPU_SUB_BATCH if on_gpu else SUB_BATCH
-        if on_gpu and row_by_row:
-            log.warning(
-                "%s is int8 with dynamic quantisation, which runs one post per call and mostly on the CPU: "
-                "on a GPU serve an fp16 folder (python models/export.py --fp16 --out FOLDER; STREAMS_MODEL_DIR=FOLDER)",
-                folder,
-            )
         log.info(
             "model %s loaded from %s: provider %s, %d thread(s), %s",
             self.manifest.tag,
@@ -90,6 +80,19 @@ class TextModel:
             threads,
             "one post per call" if row_by_row else f"batches of up to {self.sub_batch}",
         )
+
+    def _warn_about_device(self, on_gpu: bool, row_by_row: bool) -> None:
+        if CUDA_PROVIDER in self.providers and not on_gpu:
+            # The build has the provider but CUDA or cuDNN did not load (ONNX Runtime logged why).
+            log.warning(
+                "STREAMS_MODEL_DEVICE=cuda, but ONNX Runtime's CUDA provider did not start: the model runs on the CPU"
+            )
+        if on_gpu and row_by_row:
+            log.warning(
+                "%s is int8 with dynamic quantisation, which runs one post per call and mostly on the CPU: "
+                "on a GPU serve an fp16 folder (python models/export.py --fp16 --out FOLDER; STREAMS_MODEL_DIR=FOLDER)",
+                self.folder,
+            )
 
     def _load_tokenizer(self) -> Tokenizer:
         tokenizer = Tokenizer.from_file(str(self.folder / self.manifest.tokenizer_file))
