@@ -193,6 +193,12 @@ def real_examples(model: TextModel) -> str:
     return "\n".join(lines)
 
 
+def previous_thresholds(before: dict[str, Any]) -> str:
+    """The previous version's review / block thresholds, per head (1.x had none of its own: 0.5 / 0.9)."""
+    chosen = before.get("thresholds") or {"all heads": {"review": 0.5, "block": 0.9}}
+    return "; ".join(f"{head} {t['review']} / {t['block']}" for head, t in chosen.items())
+
+
 def distillation_line(training: dict[str, Any]) -> str:
     """The card's line on distillation, for a student model (empty for a fine-tuned one)."""
     d = training.get("distillation")
@@ -280,7 +286,7 @@ wrongly keeps block where precision is 0.95 or higher. Val has far more offensiv
 `python benchmarks/bias.py` (Dixon et al. 2018; Kiritchenko & Mohammad 2018; the AUCs of
 Borkan et al. 2019): {evaluation.get("bias_audit", {}).get("terms", "n/a")} identity terms in 7 groups, 16 benign
 and 10 toxic templates each, at the model's thresholds. The previous column is the same
-script on {before.get("model", "the previous version")} at its thresholds then (0.5 / 0.9).
+script on {before.get("model", "the previous version")} at its thresholds then ({previous_thresholds(before)}).
 
 {audit_summary(evaluation, before)}
 

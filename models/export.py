@@ -111,7 +111,10 @@ def previous_figures(out: Path, version: str) -> dict[str, object]:
     if old.get("version") == version:  # a rebuild of the same version keeps what it was compared with
         return dict(evaluation.get("before", {}))
     kept = {key: evaluation[key] for key in ("bias_audit", "calibration", "general_stream") if key in evaluation}
-    return {"model": f"{old['name']}@{old['version']}", "metrics_val": old.get("metrics_val", {}), **kept}
+    # The thresholds the previous version was audited at (its own, or 1.x's fixed 0.5 / 0.9).
+    thresholds = old.get("thresholds") or {"all heads": {"review": 0.5, "block": 0.9}}
+    return {"model": f"{old['name']}@{old['version']}", "metrics_val": old.get("metrics_val", {}),
+            "thresholds": thresholds, **kept}  # fmt: skip
 
 
 def convert(fp32: Path, target: Path, precision: str) -> None:
