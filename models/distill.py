@@ -42,6 +42,7 @@ from train import (  # noqa: E402
     class_weights,
     encode,
     head_slices,
+    optimise,
     sample_sentiment,
     tokenizer,
     training_plan,
@@ -142,11 +143,7 @@ def distil(args: argparse.Namespace) -> None:
         if student_layers is not None and teacher_layers is not None:
             states = layer_loss(student_layers, teacher_layers, layers, content)
         loss = args.alpha * soft + (1 - args.alpha) * hard + args.beta * embedding + args.gamma * states
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
+        optimise(student, loss, optimizer, schedule)
         seen += len(rows)
         if step % 100 == 0:
             rate = seen / (time.time() - started)

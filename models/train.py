@@ -106,6 +106,20 @@ def training_plan(
     return plan, optimizer, schedule
 
 
+def optimise(
+    model: torch.nn.Module,
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LambdaLR,
+) -> None:
+    """One step: gradients of ``loss``, clipped to norm 1, then the optimiser and its schedule."""
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
+
+
 def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
@@ -128,11 +142,7 @@ def train(args: argparse.Namespace) -> None:
         target = torch.tensor([split.labels[i] for i in rows])
         logits = model.head_logits(ids, mask)[:, slices[head]]
         loss = torch.nn.functional.cross_entropy(logits, target, weight=weights[head])
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
+        optimise(model, loss, optimizer, schedule)
         seen += len(rows)
         if step % 100 == 0:
             rate = seen / (time.time() - started)
