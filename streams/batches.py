@@ -13,6 +13,16 @@ supervisor (Kubernetes, systemd, the demo) starts it again and it resumes from
 the last commit, before the failed batch: nothing is lost, some outputs may
 come twice (at-least-once) or are aborted with their transaction (exactly-once).
 
+With ``in_flight`` above one (the enrich agent), the loop takes the next batch
+while the ones before are still in the model or awaiting their acknowledgements:
+the model's thread is not left idle while the broker answers. Each batch runs as
+a task, inside its own turn of the commit gate; its events are held past
+``take_events``' acknowledgement (``faust_compat.hold``) and released only once
+its outputs are acknowledged, so the rule above holds batch by batch. Faust
+commits a partition only up to its first offset not yet done, so a later batch
+finishing first never commits past an earlier one. The order its outputs are
+published in is the handler's to keep (``EnrichAgent`` publishes in turn).
+
 Why exit rather than retry in place: after a delivery timeout the producer's
 state, and in exactly-once its transaction, can no longer be trusted, and a
 restart from the committed offsets is the one recovery that is the same in both
@@ -24,7 +34,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from faust.types import StreamT
@@ -48,6 +60,18 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
+@dataclass
+class InFlight:
+    """A batch taken: its events (to release or withhold) and the task that processes it."""
+
+    events: list[Any]
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done()
+
+
 class BatchLoop:
     """Runs one agent's stream in micro-batches; ``on_failure`` ends the worker (replaced in tests)."""
 
@@ -57,13 +81,18 @@ class BatchLoop:
         repair: GapRepair,
         gate: CommitGate | None,
         on_failure: Callable[[int], None] = exit_now,
+        in_flight: int = 1,
     ) -> None:
         self.name = name
         self.repair = repair
         self.gate = gate
         self.on_failure = on_failure
+        self.in_flight = in_flight
 
     async def run(self, stream: StreamT, size: int, within: float, handle: Handler) -> None:
+        if self.in_flight > 1:
+            await self.run_overlapped(stream, size, within, handle)
+            return
         async for taken in faust_compat.take_events(stream, size, within):
             events = list(taken)
             try:
@@ -81,6 +110,63 @@ class BatchLoop:
                 self.failed(events, exc)
                 raise
 
+    async def run_overlapped(self, stream: StreamT, size: int, within: float, handle: Handler) -> None:
+        running: deque[InFlight] = deque()
+        try:
+            async for taken in faust_compat.take_events(stream, size, within):
+                events = list(taken)
+                faust_compat.hold(events)
+                running.append(InFlight(events))
+                try:
+                    batch = await self.repair.fill(events)
+                except Exception as exc:
+                    self.give_up(events, exc, running)
+                    raise
+                if not batch:  # every event a repeat, or of a partition that moved (withheld by the repair)
+                    running.pop()
+                    await faust_compat.release(stream, events)
+                    continue
+                ranges = self.repair.take_handled()
+                running[-1].task = asyncio.create_task(self.process(stream, events, batch, ranges, handle))
+                while len(running) >= self.in_flight or (running and running[0].done):
+                    await self.finished(running)
+            while running:
+                await self.finished(running)
+        except asyncio.CancelledError:
+            self.abandon(running)  # a stop mid-batch: their outputs may be incomplete
+            raise
+
+    async def process(
+        self, stream: StreamT, events: list[Any], batch: list[Any], ranges: list[Any], handle: Handler
+    ) -> None:
+        async with processed(self.gate, stream, batch):
+            await handle(batch)
+            await self.repair.mark_handled(ranges)
+        await faust_compat.release(stream, events)
+
+    async def finished(self, running: deque[InFlight]) -> None:
+        """Wait for the oldest batch in flight; when it failed, give up on every batch in flight."""
+        oldest = running[0]
+        assert oldest.task is not None
+        try:
+            await asyncio.shield(oldest.task)  # cancelling the loop cancels the task in ``abandon``
+        except Exception as exc:
+            self.give_up(oldest.events, exc, running)
+            raise
+        running.popleft()
+
+    def give_up(self, events: list[Any], exc: Exception, running: deque[InFlight]) -> None:
+        self.abandon(running)
+        self.failed(events, exc)
+
+    @staticmethod
+    def abandon(running: deque[InFlight]) -> None:
+        for batch in running:
+            if batch.task is not None:
+                batch.task.cancel()
+            faust_compat.withhold_acks(batch.events)
+        running.clear()
+
     def failed(self, events: list[Any], exc: Exception) -> None:
         first, last = events[0].message, events[-1].message
         log.critical(
@@ -93,7 +179,7 @@ class BatchLoop:
         self.on_failure(EXIT_UNDELIVERED)
 
 
-def batch_loop(runtime: Runtime, name: str) -> BatchLoop:
+def batch_loop(runtime: Runtime, name: str, in_flight: int = 1) -> BatchLoop:
     """The batch loop of the agent ``name``, with a gap repair of its own."""
     repair = GapRepair(runtime.app, runtime.settings, runtime.metrics, runtime.rebalances, name)
-    return BatchLoop(name, repair, runtime.commit_gate)
+    return BatchLoop(name, repair, runtime.commit_gate, in_flight=in_flight)

@@ -5,7 +5,8 @@ partition resumed from (gap repair), marking a range as handled (gap repair),
 routing every commit through a gate (exactly-once), draining the producer's
 buffer of table writes (exactly-once), the current event that picks a table
 write's changelog partition, deleting a table key by partition, batching with
-``take_events``, keeping a failed batch's offsets from being committed, and, in
+``take_events``, keeping a failed batch's offsets from being committed (or a batch
+still in flight after ``take_events`` let go of it), and, in
 exactly-once mode, tidying the acknowledged offsets so that a transaction commits
 with all of its input offsets, and asking the broker where a changelog ends.
 
@@ -32,6 +33,7 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer, TransactionManager
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP, EventT, StreamT
+from faust.types.tuples import Message
 
 from streams.errors import StreamsError
 
@@ -53,6 +55,7 @@ REQUIRED: list[tuple[Any, str, str]] = [
     (faust.streams, "_current_event", "table writes go to the partition of the event they belong to"),
     (faust.Stream, "take_events", "agents read micro-batches of events"),
     (faust.Stream, "ack", "exactly-once acknowledges a batch inside the commit gate"),
+    (Message, "incref", "a batch still in flight outlives take_events' acknowledgement"),
     (Collection, "send_changelog", "expired de-duplication ids leave the changelog"),
     (Collection, "data", "tables are scanned for expiry and reindexing"),
     (TransactionManager, "send", "exactly-once sends join the transaction of their input"),
@@ -115,6 +118,26 @@ def withhold_acks(events: Sequence[Any]) -> None:
         message = getattr(event, "message", None)
         if message is not None and hasattr(message, "acked"):
             message.acked = True
+
+
+def hold(events: Sequence[Any]) -> None:
+    """Keep ``events`` from being completed by ``take_events``' acknowledgement on its way out.
+
+    A Faust message is done when as many acknowledgements as the streams that read it
+    have come: one more reference makes ``take_events``' ack count as one of two, and
+    ``release`` gives the last one once the batch's outputs are acknowledged.
+    """
+    for event in events:
+        message = getattr(event, "message", None)
+        if message is not None and hasattr(message, "incref"):
+            message.incref()
+
+
+async def release(stream: StreamT, events: Sequence[Any]) -> None:
+    """The last acknowledgement of events ``hold`` kept; a no-op for those already done or withheld."""
+    for event in events:
+        if hasattr(event, "ack"):  # a record read back from the broker is not Faust's to acknowledge
+            await stream.ack(event)
 
 
 def on_agent_error(app: faust.App, handler: Callable[[Any, BaseException], Awaitable[None]]) -> None:

@@ -134,9 +134,16 @@ class GapRepair:
 
     async def done(self) -> None:
         """The batch is processed: Faust may commit past the ranges read back."""
-        for tp, first, last in self.handled:
+        await self.mark_handled(self.take_handled())
+
+    def take_handled(self) -> list[tuple[TP, int, int]]:
+        """The ranges the last ``fill`` read back or found empty, for a batch that finishes later."""
+        handled, self.handled = self.handled, []
+        return handled
+
+    async def mark_handled(self, ranges: list[tuple[TP, int, int]]) -> None:
+        for tp, first, last in ranges:
             await faust_compat.add_gap(self.app.consumer, tp, first, last)
-        self.handled.clear()
 
 
 async def resume_offset(settings: Settings, tp: TP) -> int:

@@ -65,6 +65,12 @@ ENV: list[tuple[str, str, str, str]] = [
     ),
     ("batch_size", "STREAMS_BATCH_SIZE", "64", "Posts per inference micro-batch"),
     ("batch_linger_s", "STREAMS_BATCH_LINGER_S", "0.05", "Longest wait for a micro-batch to fill, seconds"),
+    (
+        "batches_in_flight",
+        "STREAMS_BATCHES_IN_FLIGHT",
+        "2",
+        "Micro-batches the enrich agent works on at once: the next in the model while the last is published",
+    ),
     ("model_dir", "STREAMS_MODEL_DIR", str(DEFAULT_MODEL_DIR), "Model folder the worker serves"),
     ("model_threads", "STREAMS_MODEL_THREADS", "1", "ONNX Runtime intra-op threads per worker"),
     (
@@ -270,6 +276,7 @@ class Settings:
     delivery_timeout_s: float
     batch_size: int
     batch_linger_s: float
+    batches_in_flight: int
     model_dir: Path
     model_threads: int
     model_device: str
@@ -350,6 +357,7 @@ class Settings:
         _require(self.batch_size >= 1, "STREAMS_BATCH_SIZE", "must be at least 1")
         self.check_media()
         _require(self.batch_linger_s > 0, "STREAMS_BATCH_LINGER_S", "must be above 0 (a batch must not wait forever)")
+        _require(1 <= self.batches_in_flight <= 8, "STREAMS_BATCHES_IN_FLIGHT", "must be between 1 and 8")
         _require(self.model_threads >= 1, "STREAMS_MODEL_THREADS", "must be at least 1")
         _require(self.model_device in DEVICES, "STREAMS_MODEL_DEVICE", f"must be one of {', '.join(DEVICES)}")
         _require(self.guarantee in GUARANTEES, "STREAMS_GUARANTEE", f"must be one of {', '.join(GUARANTEES)}")

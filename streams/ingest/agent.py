@@ -6,13 +6,20 @@ Offsets advance only after every output of a batch is acknowledged by the
 broker: the batch loop (``streams.batches``) acks the batch when ``process``
 returns, and ``process`` awaits each send's delivery first; when a send fails
 for good the batch is never committed. A crash repeats work, never loses it.
+
+Up to ``STREAMS_BATCHES_IN_FLIGHT`` batches are processed at once: the next
+batch is validated and waits for the model while the one before is published.
+Batches still publish in the order they were taken (``Turns``), and a post
+whose copy is still in flight counts as a duplicate, as one already enriched does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,12 +55,35 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class Turns:
+    """Lets batches processed at once publish in the order they were taken."""
+
+    def __init__(self) -> None:
+        self.last: asyncio.Event | None = None
+
+    @contextlib.asynccontextmanager
+    async def take(self) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+        """Yields ``wait``, which returns once every batch taken before has published (or given up)."""
+        before, mine = self.last, asyncio.Event()
+        self.last = mine
+
+        async def wait() -> bool:
+            return await before.wait() if before is not None else True
+
+        try:
+            yield wait
+        finally:
+            mine.set()
+
+
 class EnrichAgent:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.settings = runtime.settings
         self.metrics = runtime.metrics
         self.seen = SeenPosts(runtime.app, self.settings.partitions, self.settings.dedupe_ttl_s)
+        self.in_flight: set[str] = set()  # ids of the posts of batches taken but not yet published
+        self.turns = Turns()
 
     def dead(self, event: EventT, error: InvalidPost) -> Output:
         return Output(self.settings.topic_deadletter, event.key, self.rt.dead_letter_for(event, error), event)
@@ -70,7 +100,7 @@ class EnrichAgent:
             except InvalidPost as error:
                 dead.append(self.dead(event, error))
                 continue
-            if post.id in batch_ids or self.seen.seen(post.id):
+            if post.id in batch_ids or post.id in self.in_flight or self.seen.seen(post.id):
                 self.metrics.duplicates.inc()
                 continue
             batch_ids.add(post.id)
@@ -133,10 +163,17 @@ class EnrichAgent:
             self.metrics.end_to_end_seconds.observe(max(0.0, (now_ms() - appended_ms) / 1000))
 
     async def process(self, events: list[EventT]) -> None:
-        valid, outputs = self.triage(events)
-        if valid:
-            outputs += await self.enrich(valid)
-        await self.publish(outputs)
+        async with self.turns.take() as my_turn:
+            valid, outputs = self.triage(events)
+            ids = {post.id for _, post in valid}
+            self.in_flight |= ids
+            try:
+                if valid:
+                    outputs += await self.enrich(valid)
+                await my_turn()
+                await self.publish(outputs)
+            finally:
+                self.in_flight -= ids
         progress = self.rt.progress
         for event in events:
             progress.record(event.message.partition, event.message.offset)
@@ -148,7 +185,7 @@ def install_enrich(runtime: Runtime) -> EnrichAgent:
     settings = runtime.settings
     agent = EnrichAgent(runtime)
     source = runtime.topics[settings.topic_raw]
-    loop = batch_loop(runtime, "enrich")
+    loop = batch_loop(runtime, "enrich", settings.batches_in_flight)
 
     # concurrency=1: with more, Faust may commit past an in-flight event.
     @runtime.agent(source, name="enrich")

@@ -56,14 +56,23 @@ class NoRepair:
     async def done(self) -> None:
         pass
 
+    def take_handled(self) -> list[Any]:
+        return []
+
+    async def mark_handled(self, ranges: list[Any]) -> None:
+        pass
+
 
 def events(*offsets: int) -> list[Event]:
-    return [Event(Message(RAW.topic, RAW.partition, o, 0.0, 0, None, b"k", b"v", None, tp=RAW)) for o in offsets]
+    taken = [Event(Message(RAW.topic, RAW.partition, o, 0.0, 0, None, b"k", b"v", None, tp=RAW)) for o in offsets]
+    for event in taken:
+        event.message.incref()  # as Faust's conductor does, once for each stream that reads the message
+    return taken
 
 
-def run(stream: FakeStream, fail_on: int | None, gate: CommitGate | None = None) -> list[int]:
+def run(stream: FakeStream, fail_on: int | None, gate: CommitGate | None = None, in_flight: int = 1) -> list[int]:
     exits: list[int] = []
-    loop = BatchLoop("test", NoRepair(), gate, on_failure=exits.append)  # type: ignore[arg-type]
+    loop = BatchLoop("test", NoRepair(), gate, on_failure=exits.append, in_flight=in_flight)  # type: ignore[arg-type]
 
     async def handle(batch: list[Any]) -> None:
         if any(e.message.offset == fail_on for e in batch):
@@ -80,24 +89,87 @@ def run(stream: FakeStream, fail_on: int | None, gate: CommitGate | None = None)
     return exits
 
 
-@pytest.mark.parametrize("gate", [None, CommitGate()], ids=["at_least_once", "exactly_once"])
-def test_batches_that_succeed_are_acknowledged(gate: CommitGate | None) -> None:
-    stream = FakeStream([events(0, 1), events(2, 3)])
-    assert run(stream, None, gate if gate is None else CommitGate()) == []
-    assert stream.committable == [0, 1, 2, 3]
+IN_FLIGHT = pytest.mark.parametrize("in_flight", [1, 2, 3], ids=["one_at_a_time", "two_in_flight", "three"])
 
 
-@pytest.mark.parametrize("exactly_once", [False, True])
-def test_a_failed_batch_is_never_committed_and_the_worker_exits(exactly_once: bool) -> None:
+@IN_FLIGHT
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at_least_once", "exactly_once"])
+def test_batches_that_succeed_are_acknowledged(exactly_once: bool, in_flight: int) -> None:
     stream = FakeStream([events(0, 1), events(2, 3), events(4, 5)])
-    exits = run(stream, fail_on=3, gate=CommitGate() if exactly_once else None)
-    assert stream.committable == [0, 1]  # take_events acked 2 and 3 in its finally: withheld
+    assert run(stream, None, CommitGate() if exactly_once else None, in_flight) == []
+    assert sorted(stream.committable) == [0, 1, 2, 3, 4, 5]
+
+
+@IN_FLIGHT
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at_least_once", "exactly_once"])
+def test_a_failed_batch_is_never_committed_and_the_worker_exits(exactly_once: bool, in_flight: int) -> None:
+    stream = FakeStream([events(0, 1), events(2, 3), events(4, 5)])
+    exits = run(stream, fail_on=3, gate=CommitGate() if exactly_once else None, in_flight=in_flight)
+    # take_events acked 2 and 3 in its finally: withheld. A batch after it may have finished
+    # first, but Faust commits a partition only up to its first offset not done.
+    assert committed_prefix(stream.committable) == [0, 1]
     assert exits == [EXIT_UNDELIVERED]
 
 
-def test_a_cancelled_batch_is_not_committed_either() -> None:
+def committed_prefix(committable: list[int]) -> list[int]:
+    done, prefix = set(committable), list[int]()
+    while len(prefix) in done:
+        prefix.append(len(prefix))
+    return prefix
+
+
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at_least_once", "exactly_once"])
+def test_in_flight_the_next_batch_is_taken_before_the_last_is_done(exactly_once: bool) -> None:
+    # The first batch waits (its acknowledgements, say) until the second has started:
+    # one at a time, that would never happen.
+    stream = FakeStream([events(0, 1), events(2, 3)])
+    second_started = asyncio.Event()
+    done: list[int] = []
+    counted_before_done: list[int] = []
+
+    async def handle(batch: list[Any]) -> None:
+        first = batch[0].message.offset
+        if first == 0:
+            await asyncio.wait_for(second_started.wait(), 5)
+        else:
+            second_started.set()
+        done.append(first)
+        counted_before_done.extend(e.message.offset for e in batch if e.message.offset in stream.committable)
+
+    exits: list[int] = []
+    gate = CommitGate() if exactly_once else None
+    loop = BatchLoop("test", NoRepair(), gate, on_failure=exits.append, in_flight=2)  # type: ignore[arg-type]
+    asyncio.run(loop.run(stream, 10, 0.1, handle))  # type: ignore[arg-type]
+    assert exits == []
+    assert done == [2, 0]
+    assert counted_before_done == []  # take_events had let go of the first batch long before
+
+    assert sorted(stream.committable) == [0, 1, 2, 3]
+
+
+def test_in_flight_a_failure_withholds_every_batch_in_flight() -> None:
+    stream = FakeStream([events(0, 1), events(2, 3), events(4, 5)])
+    exits: list[int] = []
+    second_started = asyncio.Event()
+
+    async def handle(batch: list[Any]) -> None:
+        if batch[0].message.offset == 0:
+            await second_started.wait()
+            raise TimeoutError("send timed out after the delivery timeout")
+        second_started.set()
+        await asyncio.sleep(10)  # still in flight when the first fails
+
+    loop = BatchLoop("test", NoRepair(), None, on_failure=exits.append, in_flight=2)  # type: ignore[arg-type]
+    with pytest.raises(TimeoutError):
+        asyncio.run(loop.run(stream, 10, 0.1, handle))  # type: ignore[arg-type]
+    assert stream.committable == []
+    assert exits == [EXIT_UNDELIVERED]
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_a_cancelled_batch_is_not_committed_either(in_flight: int) -> None:
     stream = FakeStream([events(0, 1)])
-    loop = BatchLoop("test", NoRepair(), None, on_failure=lambda code: None)  # type: ignore[arg-type]
+    loop = BatchLoop("test", NoRepair(), None, on_failure=lambda code: None, in_flight=in_flight)  # type: ignore[arg-type]
 
     async def handle(batch: list[Any]) -> None:
         raise asyncio.CancelledError
@@ -119,6 +191,7 @@ def test_a_batch_the_repair_empties_is_not_handed_to_the_agent() -> None:
     async def handle(batch: list[Any]) -> None:
         seen.append(batch)
 
-    loop = BatchLoop("test", DropsAll(), None, on_failure=lambda code: None)  # type: ignore[arg-type]
-    asyncio.run(loop.run(FakeStream([events(0, 1)]), 10, 0.1, handle))  # type: ignore[arg-type]
+    for in_flight in (1, 2):
+        loop = BatchLoop("test", DropsAll(), None, on_failure=lambda code: None, in_flight=in_flight)  # type: ignore[arg-type]
+        asyncio.run(loop.run(FakeStream([events(0, 1)]), 10, 0.1, handle))  # type: ignore[arg-type]
     assert seen == []
