@@ -63,6 +63,12 @@ ENV: list[tuple[str, str, str, str]] = [
         "120",
         "Seconds the producer retries an output; past it the batch is not committed and the worker exits (70)",
     ),
+    (
+        "producer_batch_bytes",
+        "STREAMS_PRODUCER_BATCH_BYTES",
+        "262144",
+        "Largest batch of records the producer sends to one partition in one request, bytes (Kafka's batch.size)",
+    ),
     ("batch_size", "STREAMS_BATCH_SIZE", "64", "Posts per inference micro-batch"),
     ("batch_linger_s", "STREAMS_BATCH_LINGER_S", "0.05", "Longest wait for a micro-batch to fill, seconds"),
     (
@@ -251,6 +257,8 @@ AGENTS = ("enrich", "profiles", "trends", "media")
 SECRETS = {"pseudonym_secret", "web_token"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEVICES = ("cpu", "cuda")
+# A batch is one record set to the broker: it must fit the broker's message.max.bytes (1 MiB by default).
+MAX_PRODUCER_BATCH_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -274,6 +282,7 @@ class Settings:
     guarantee: Guarantee
     session_timeout_s: float
     delivery_timeout_s: float
+    producer_batch_bytes: int
     batch_size: int
     batch_linger_s: float
     batches_in_flight: int
@@ -354,6 +363,11 @@ class Settings:
             "must be between 6 and 300 (the broker's group.min/max.session.timeout.ms)",
         )
         _require(1 <= self.delivery_timeout_s <= 3600, "STREAMS_DELIVERY_TIMEOUT_S", "must be between 1 and 3600")
+        _require(
+            1024 <= self.producer_batch_bytes <= MAX_PRODUCER_BATCH_BYTES,
+            "STREAMS_PRODUCER_BATCH_BYTES",
+            f"must be between 1024 and {MAX_PRODUCER_BATCH_BYTES} (a broker's default message.max.bytes)",
+        )
         _require(self.batch_size >= 1, "STREAMS_BATCH_SIZE", "must be at least 1")
         self.check_media()
         _require(self.batch_linger_s > 0, "STREAMS_BATCH_LINGER_S", "must be above 0 (a batch must not wait forever)")
