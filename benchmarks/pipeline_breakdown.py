@@ -13,7 +13,10 @@ One local broker (on the same cores, as in the demo), the same real tweets
    at the worker's batch size and threads; then the enrich step as the worker runs
    it, without Kafka (parse, model, the occlusion explanation of flagged posts,
    language, privacy, the record as JSON);
-3. the pipeline with ``STREAMS_AGENTS=enrich`` only: until every post is enriched;
+3. the pipeline with ``STREAMS_AGENTS=enrich`` only: the workers start, the group
+   settles (every partition of posts.raw assigned), then the posts are appended and
+   timed until every post is enriched (``--cold``: the posts are queued first and the
+   time includes the workers' start-up rebalance, 3-5 s here);
 4. the pipeline with every agent: until every post is enriched and the consumer
    group has committed everything it reads (fan-out, profiles, trends: all the work).
    Meanwhile py-spy samples each worker (the whole run, or ``--profile-s``
@@ -58,7 +61,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline_throughput import real_tweets  # noqa: E402
 from trends import fresh_settings  # noqa: E402
 
-from streams.demo import start_broker, start_workers, stop_broker, stop_workers, wait_healthy  # noqa: E402
+from streams.demo import (  # noqa: E402
+    start_broker,
+    start_workers,
+    stop_broker,
+    stop_workers,
+    wait_assigned,
+    wait_healthy,
+)
 from streams.settings import Settings  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 
@@ -288,16 +298,21 @@ def pipeline(
     """Posts/s until the work is done; the workers are left running (for the paced run)."""
     settings = fresh_settings(bootstrap, args.partitions, "pipe")
     ensure_topics(settings)
-    produce(bootstrap, settings.topic_raw, posts)
+    if args.cold:
+        produce(bootstrap, settings.topic_raw, posts)
     os.environ["STREAMS_AGENTS"] = agents  # start_workers hands this process's environment on
     workers = start_workers(settings, args.workers)
     try:
         wait_healthy(settings, workers)
+        if not args.cold:  # the group settled first: no rebalance inside the timed run
+            wait_assigned(settings, [settings.web_port + i for i in range(len(workers))])
         processes = {f"worker {i}": w.pid for i, w in enumerate(workers)} | {"broker": broker_pid()}
         cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
         cpu_before["machine (all processes)"] = machine_busy_seconds()
         started = time.monotonic()
         profiles = [] if profile_dir is None else start_profiles(workers, args.profile_s, profile_dir)
+        if not args.cold:
+            produce(bootstrap, settings.topic_raw, posts)
         done = wait_count(bootstrap, settings.topic_enriched, len(posts), 1800)
         if agents != "enrich":  # every agent: until the group has committed all it reads
             print(f"  every post enriched after {done - started:.1f} s", flush=True)
@@ -466,6 +481,11 @@ def main() -> None:
     parser.add_argument("--profile-s", type=int, default=0, help="seconds of profile; 0: the whole run")
     parser.add_argument("--paced-s", type=int, default=30)
     parser.add_argument("--profile-dir", help="keep the raw py-spy profiles (collapsed stacks) here")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="queue the posts before the workers start: the timed runs include their start-up rebalance",
+    )
     parser.add_argument(
         "--pipeline-only",
         action="store_true",
