@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 ROUTE_BATCH = 500
 ROUTE_LINGER_S = 0.2
 CLUSTER_BATCH = 50
+# Terms closed (or forgotten) between two turns of the event loop: a few ms of work.
+CLOSE_CHUNK = 64
 IDLE_CHECK_S = 1.0
 # A caught-up claim older than this no longer counts: the heartbeat renews it every few seconds.
 CAUGHT_UP_TTL_S = 5.0
@@ -222,16 +224,35 @@ class WindowsStage:
                         min(offsets), max(offsets), faust_compat.acked_offsets(self.rt.app.consumer, tp))  # fmt: skip
 
     async def close_due(self, partition: int, event: EventT) -> None:
-        """Close and publish the windows the partition's watermark has passed."""
+        """Close and publish the windows the partition's watermark has passed.
+
+        A watermark that jumps (a replay of old posts followed by live ones, or a source
+        idle for hours) closes every term at once: tens of thousands of them. They are
+        closed ``CLOSE_CHUNK`` at a time, letting the event loop run between chunks, so
+        the other agents (enrichment first) are not held back for seconds.
+        """
         scheduler = self.schedulers[partition]
         watermark = scheduler.current
         if watermark is None:
             return
         self.metrics.trend_watermark_lag.labels(str(partition)).set(max(0.0, time.time() - watermark / 1000))
+        due = scheduler.on_notify()
+        for start in range(0, len(due), CLOSE_CHUNK):
+            try:
+                await self.close_terms(scheduler, watermark, due[start : start + CLOSE_CHUNK], event)
+            except BaseException:
+                self.reschedule(scheduler, due[start:])  # taken off the schedule, not yet closed
+                raise
+            if start + CLOSE_CHUNK < len(due):
+                await asyncio.sleep(0)
+        await self.forget_idle(scheduler, event)
+
+    async def close_terms(self, scheduler: WindowScheduler, watermark: int, keys: list[str], event: EventT) -> None:
+        """Close these terms' due windows: publish them, then save each term's state."""
         pending: list[Any] = []
         closed: list[tuple[str, TermState]] = []
         with processing(event):  # exactly-once: windows go out in the transaction of their partition
-            for key in scheduler.on_notify():
+            for key in keys:
                 state = self.table.get(key)
                 if state is None:
                     continue
@@ -244,7 +265,12 @@ class WindowsStage:
                 self.table[key] = state
         for key, state in closed:
             scheduler.on_batch(key, state)
-        self.forget_idle(scheduler, event)
+
+    def reschedule(self, scheduler: WindowScheduler, keys: list[str]) -> None:
+        for key in keys:
+            state = self.table.get(key)
+            if state is not None:
+                scheduler.on_batch(key, state)
 
     async def publish(self, state: TermState, result: windows.Closed) -> list[Any]:
         s = self.rt.settings
@@ -271,13 +297,21 @@ class WindowsStage:
             log.info("trend alert: %s %r count %d, %.1fx its baseline", kind, term, alert["count"], alert["growth"])
         return pending
 
-    def forget_idle(self, scheduler: WindowScheduler, event: EventT) -> None:
+    async def forget_idle(self, scheduler: WindowScheduler, event: EventT) -> None:
         """Delete terms silent for a long time: their baseline has decayed to nothing."""
-        with processing(event):
-            for key in scheduler.stale():
-                self.latest.forget(*split_key(key))
-                if self.table.get(key) is not None:
-                    del self.table[key]
+        stale = scheduler.stale()
+        for start in range(0, len(stale), CLOSE_CHUNK):
+            with processing(event):
+                for key in stale[start : start + CLOSE_CHUNK]:
+                    self.latest.forget(*split_key(key))
+                    if self.table.get(key) is not None:
+                        del self.table[key]
+            if start + CLOSE_CHUNK < len(stale):
+                try:
+                    await asyncio.sleep(0)
+                except BaseException:
+                    self.reschedule(scheduler, stale[start + CLOSE_CHUNK :])  # still idle: forgotten next time
+                    raise
 
 
 class Trends:
