@@ -90,6 +90,9 @@ class BatchLoop:
         self.in_flight = in_flight
 
     async def run(self, stream: StreamT, size: int, within: float, handle: Handler) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # named in asyncio's debug log ("slow callback") and task dumps
+            task.set_name(f"agent-{self.name}")
         if self.in_flight > 1:
             await self.run_overlapped(stream, size, within, handle)
             return

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 ROUTE_BATCH = 500
 ROUTE_LINGER_S = 0.2
 CLUSTER_BATCH = 50
-# Terms closed (or forgotten) between two turns of the event loop: a few ms of work.
+# Terms counted, saved, closed or forgotten between two turns of the event loop: a few ms of work.
 CLOSE_CHUNK = 64
 IDLE_CHECK_S = 1.0
 # A caught-up claim older than this no longer counts: the heartbeat renews it every few seconds.
@@ -167,7 +167,11 @@ class WindowsStage:
         late: Counter[int] = Counter()
         repeats: Counter[int] = Counter()
         now = time.monotonic()
+        work = 0  # terms since the event loop last ran: a batch holds thousands
         for event in events:
+            if work >= CLOSE_CHUNK:
+                work = 0
+                await asyncio.sleep(0)
             partition = event.message.partition
             scheduler = self.scheduler(partition)
             message = decode_by_term(event.value)
@@ -178,6 +182,7 @@ class WindowsStage:
                 continue
             # Combined terms (the route), or one term keyed (the topic clusterer).
             terms = message["t"] if is_terms(message) else {(event.key or b"").decode(): message["m"]}
+            work += len(terms)
             for key, mentions in terms.items():
                 state = touched[key][0] if key in touched else self.table.get(key)
                 if state is None:
@@ -189,12 +194,18 @@ class WindowsStage:
                 repeats[partition] += outcomes["duplicate"]
                 touched[key] = (state, event)
         self.report(late, repeats, events)
-        for key, (state, event) in touched.items():
+        for index, (key, (state, event)) in enumerate(touched.items()):
+            if index and index % CLOSE_CHUNK == 0:
+                await asyncio.sleep(0)
             with processing(event):
                 self.table[key] = state
-            self.schedulers[event.message.partition].on_batch(key, state)
+            owner = self.schedulers.get(event.message.partition)
+            if owner is not None:  # None: rolled back meanwhile, scheduled again from the table
+                owner.on_batch(key, state)
         for partition in marked:
-            await self.close_due(partition, self.marks[partition])
+            mark = self.marks.get(partition)
+            if mark is not None and partition in self.schedulers:
+                await self.close_due(partition, mark)
 
     def add_mentions(self, state: TermState, mentions: list[list[Any]], watermark: int | None) -> Counter[str]:
         """Add the mentions to the term's panes; how many were added, late (their window had
