@@ -133,6 +133,4 @@ async def processed(gate: CommitGate | None, stream: StreamT, events: list[Any])
         return
     async with gate.batch():
         yield
-        for event in events:
-            if hasattr(event, "ack"):  # a record read back from the broker is not Faust's to acknowledge
-                await stream.ack(event)
+        await faust_compat.release(stream, events)

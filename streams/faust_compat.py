@@ -134,7 +134,8 @@ def hold(events: Sequence[Any]) -> None:
 
 
 async def release(stream: StreamT, events: Sequence[Any]) -> None:
-    """The last acknowledgement of events ``hold`` kept; a no-op for those already done or withheld."""
+    """Acknowledge ``events`` (the last acknowledgement of those ``hold`` kept); a no-op for
+    those already done or withheld."""
     for event in events:
         if hasattr(event, "ack"):  # a record read back from the broker is not Faust's to acknowledge
             await stream.ack(event)
