@@ -159,6 +159,7 @@ def install_start_checks(runtime: Runtime) -> None:
             faust_compat.recovery_reads_changelog_ends_from_broker(app)  # before the first recovery
             transactions = SourceTransactions(app, gate, runtime.on_roll_back)
             transactions.install()
+            runtime.transactions = transactions
             guard_commits(app, gate, transactions.commit_written, transactions.committable)
 
         runtime.on_worker_start.append(install_exactly_once)

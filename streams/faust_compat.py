@@ -31,6 +31,7 @@ from faust.assignor.partition_assignor import PartitionAssignor
 from faust.tables.base import Collection
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer, TransactionManager
+from faust.transport.drivers.aiokafka import Producer as AiokafkaProducer
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP, EventT, StreamT
 from faust.types.tuples import Message
@@ -65,6 +66,9 @@ REQUIRED: list[tuple[Any, str, str]] = [
     (PartitionAssignor, "_topic_groups", "exactly-once finds the topic group of an input partition"),
     (Recovery, "_build_highwaters", "exactly-once recovery asks the broker where each changelog ends"),
     (ProducerBuffer, "max_messages", "one batch's table writes do not hold every stream back"),
+    (AiokafkaProducer, "_ensure_producer", "table writes go to the changelog in batches"),
+    (AiokafkaProducer, "_transaction_producers", "exactly-once: table writes join their transaction in batches"),
+    (AiokafkaProducer, "_trn_locks", "exactly-once: batched table writes take the transaction's lock"),
 ]
 
 
@@ -205,6 +209,41 @@ async def flush_producer_buffer(app: faust.App, until: float, clock: Callable[[]
     while buffer.size and clock() < until:
         await buffer.flush()
         await asyncio.sleep(0)
+
+
+def main_producer(app: faust.App) -> Any:
+    """The aiokafka producer Faust sends through outside transactions."""
+    producer: Any = app.producer
+    return producer._ensure_producer()
+
+
+async def send_in_transaction(
+    app: faust.App, tid: str, topic: str, partition: int, records: Sequence[tuple[Any, Any]]
+) -> list[Any]:
+    """``send_in_batches`` through the producer of transaction ``tid``, under the lock Faust's
+    own sends and commits of it take."""
+    producer: Any = app.producer
+    async with producer._trn_locks[tid]:
+        return await send_in_batches(producer._transaction_producers[tid], topic, partition, records)
+
+
+async def send_in_batches(producer: Any, topic: str, partition: int, records: Sequence[tuple[Any, Any]]) -> list[Any]:
+    """Append ``(key, value)`` records (bytes, or None for a tombstone's value) to ``topic[partition]``
+    in as few aiokafka batches as fit them; the futures of their delivery.
+
+    One batch is one entry in the producer's queue and one future, where ``send`` makes one
+    of each per record: for thousands of table writes a batch, most of the Python cost.
+    """
+    futures = []
+    batch = producer.create_batch()
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full: a batch takes its first record
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+    if batch.record_count():
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 # --- exactly-once transactions ---------------------------------------------------------

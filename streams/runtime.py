@@ -32,6 +32,7 @@ from streams.metrics import Metrics
 from streams.privacy.policy import PrivacyPolicy
 from streams.records import Source, dead_letter
 from streams.settings import Settings
+from streams.transactions import SourceTransactions
 
 log = logging.getLogger(__name__)
 # Topics may carry a 1 MB post and its enrichment; Kafka's default is 1 MB.
@@ -125,6 +126,7 @@ class Runtime:
     progress: EnrichProgress = field(default_factory=EnrichProgress)
     rebalances: RebalanceClock = field(default_factory=RebalanceClock)
     commit_gate: CommitGate | None = None  # exactly-once: commits wait for whole batches
+    transactions: SourceTransactions | None = None  # exactly-once, once the worker has started
     # Run by the worker once Faust knows it runs in a worker, before the consumer starts.
     on_worker_start: list[Callable[[], None]] = field(default_factory=list)
     # Exactly-once: called with the partitions whose aborted work was dropped from the tables;

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -130,6 +130,20 @@ class SourceTransactions:
             )
         self.written.add(tid)
         return await self.manager.producer.send(topic, key, value, p, timestamp, headers, transactional_id=tid)
+
+    async def send_records(
+        self, topic: str, partition: int, records: Sequence[tuple[bytes | None, bytes | None]]
+    ) -> list[Any]:
+        """A table's changelog records for ``topic[partition]``, batched (streams.changelog), in the
+        transaction of that partition, as a table write Faust sends joins; their delivery futures."""
+        tid = self.transaction_of(topic, partition)
+        if tid is None or tid not in self.producers:
+            raise ProducerSendError(
+                f"no transaction on this worker for {len(records)} table write(s) to {topic}[{partition}] "
+                f"(transaction {tid}); this worker's transactions: {sorted(self.producers)}"
+            )
+        self.written.add(tid)
+        return await faust_compat.send_in_transaction(self.app, tid, topic, partition, records)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """Abort the transactions of the revoked partitions that still hold records, and

@@ -32,6 +32,7 @@ from faust.types import EventT, StreamT, TopicT
 
 from streams import faust_compat
 from streams.batches import batch_loop
+from streams.changelog import BatchedChangelog
 from streams.commits import gated
 from streams.faust_compat import processing
 from streams.runtime import Runtime
@@ -101,6 +102,8 @@ class WindowsStage:
             extra_topic_configs=compaction_config(s),
             help="kind+term -> panes, applied offsets, detector and history",
         )
+        # One changelog batch per partition for a batch's writes: one write per term it touches.
+        self.changelog = BatchedChangelog(runtime, self.table)
         self.windows_out = runtime.raw_topic(s.topic_trends)
         self.alerts_out = runtime.raw_topic(s.topic_alerts)
         self.sources = sources
@@ -109,6 +112,7 @@ class WindowsStage:
         self.marks: dict[int, EventT] = {}
         self.lock = asyncio.Lock()  # the agent and the idle timer both close windows
         runtime.on_roll_back.append(self.forget_schedules)
+        runtime.on_roll_back.append(self.changelog.forget)
 
     def scheduler(self, partition: int) -> WindowScheduler:
         scheduler = self.schedulers.get(partition)
@@ -146,12 +150,12 @@ class WindowsStage:
         return max(time.time() - CAUGHT_UP_TTL_S, self.rt.rebalances.started_at)
 
     async def apply(self, events: list[Any]) -> None:
-        async with self.lock:
+        async with self.lock, self.changelog.batch():
             await self._apply(events)
 
     async def close_idle(self) -> None:
         """Close what a paused stream lets close: the watermark moves when every source is idle."""
-        async with self.lock:
+        async with self.lock, self.changelog.batch():
             self.drop_revoked()
             now = time.monotonic()
             for partition, scheduler in list(self.schedulers.items()):
