@@ -7,6 +7,7 @@ An invalid value raises ``SettingsError`` naming the variable and what to fix.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -247,6 +248,12 @@ ENV: list[tuple[str, str, str, str]] = [
     ("sink_batch_rows", "STREAMS_SINK_BATCH_ROWS", "5000", "Rows that make the sink append (one file per table)"),
     ("sink_batch_s", "STREAMS_SINK_BATCH_S", "10", "Longest a row waits in the sink before an append, seconds"),
     ("log_level", "STREAMS_LOG_LEVEL", "info", "Log level: debug, info, warning, error"),
+    (
+        "event_loop",
+        "STREAMS_EVENT_LOOP",
+        "uvloop",
+        "The worker's event loop: uvloop (libuv; less CPU per Kafka record) or asyncio (the standard library's)",
+    ),
 ]
 
 Guarantee = Literal["at_least_once", "exactly_once"]
@@ -256,6 +263,7 @@ GUARANTEES: tuple[Guarantee, ...] = get_args(Guarantee)
 AGENTS = ("enrich", "profiles", "trends", "media")
 SECRETS = {"pseudonym_secret", "web_token"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EVENT_LOOPS = ("uvloop", "asyncio")
 DEVICES = ("cpu", "cuda")
 # A batch is one record set to the broker: it must fit the broker's message.max.bytes (1 MiB by default).
 MAX_PRODUCER_BATCH_BYTES = 1_000_000
@@ -335,6 +343,7 @@ class Settings:
     sink_batch_rows: int
     sink_batch_s: float
     log_level: str
+    event_loop: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -376,6 +385,13 @@ class Settings:
         _require(self.model_device in DEVICES, "STREAMS_MODEL_DEVICE", f"must be one of {', '.join(DEVICES)}")
         _require(self.guarantee in GUARANTEES, "STREAMS_GUARANTEE", f"must be one of {', '.join(GUARANTEES)}")
         _require(self.log_level in LOG_LEVELS, "STREAMS_LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
+        _require(self.event_loop in EVENT_LOOPS, "STREAMS_EVENT_LOOP", f"must be one of {', '.join(EVENT_LOOPS)}")
+        _require(
+            self.event_loop != "uvloop" or importlib.util.find_spec("uvloop") is not None,
+            "STREAMS_EVENT_LOOP",
+            "is uvloop, which is not installed here (pip install uvloop; it has no Windows build): "
+            "install it or set asyncio",
+        )
         for var, value in (
             ("STREAMS_REVIEW_THRESHOLD", self.review_threshold),
             ("STREAMS_BLOCK_THRESHOLD", self.block_threshold),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -30,8 +31,21 @@ class Worker(faust.Worker):
         await super().on_start()
 
 
+def use_event_loop(name: str) -> None:
+    """uvloop's libuv loop costs less CPU per callback than asyncio's: a worker steps through
+    tens of Kafka records per post (futures, callbacks, task switches), a third of its CPU on
+    asyncio's own loop with every agent. Set before Faust makes its loops (the consumer thread's too)."""
+    if name == "uvloop":
+        import uvloop  # only where chosen: settings checked that it is installed
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    else:
+        asyncio.set_event_loop_policy(None)  # the standard library's
+
+
 def run_worker(settings: Settings) -> int:
     log.info("settings: %s", settings.describe())
+    use_event_loop(settings.event_loop)
     ensure_topics(settings)
     runtime = build_runtime(settings)
     worker = Worker(runtime, loglevel=settings.log_level.upper(), quiet=True)

@@ -29,10 +29,12 @@ class PrivacyPolicy:
     def published(self, record: dict[str, Any], original_text: str, kinds: tuple[str, ...]) -> dict[str, Any]:
         """A copy of ``record`` whose text has the given PII kinds masked.
 
-        Its trend terms are taken from the masked text, so no PII becomes a keyword.
+        Its trend terms are taken from the masked text, so no PII becomes a keyword
+        (``record``'s terms, where present, must be those of ``original_text``).
         """
         text, found = redact(original_text, kinds)
-        terms = post_terms(text, record["hashtags"])
+        # Nothing masked: the record's terms, taken from the same text, stand.
+        terms = post_terms(text, record["hashtags"]) if found or "terms" not in record else record["terms"]
         return {**record, "text": text, "terms": terms, "privacy": {"redacted": found, "policy": list(kinds)}}
 
     def dead_letter_original(self, original: bytes | None) -> tuple[bytes | None, bool]:

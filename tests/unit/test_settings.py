@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -31,6 +32,7 @@ def test_defaults_are_valid() -> None:
         ({"STREAMS_MEDIA_NSFW_REVIEW": "0.9", "STREAMS_MEDIA_NSFW_BLOCK": "0.8"}, "at most STREAMS_MEDIA_NSFW_BLOCK"),
         ({"STREAMS_MEDIA_MAX_ITEMS": "0"}, "STREAMS_MEDIA_MAX_ITEMS must be between 1 and 32"),
         ({"STREAMS_MEDIA_ANALYSIS": "yes"}, "STREAMS_MEDIA_ANALYSIS='yes' is not a valid int"),
+        ({"STREAMS_EVENT_LOOP": "trio"}, "STREAMS_EVENT_LOOP must be one of uvloop, asyncio"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -56,3 +58,21 @@ def test_the_readme_lists_every_setting() -> None:
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert [var for _, var, _, _ in ENV if f"| `{var}` |" not in readme] == []
+
+
+def test_the_worker_runs_on_the_event_loop_it_is_given() -> None:
+    import uvloop
+
+    from streams.worker import use_event_loop
+
+    def loop_class(name: str) -> type:
+        use_event_loop(name)
+        loop = asyncio.new_event_loop()
+        loop.close()
+        return type(loop)
+
+    try:
+        assert issubclass(loop_class("uvloop"), uvloop.Loop)
+        assert not issubclass(loop_class("asyncio"), uvloop.Loop)
+    finally:
+        asyncio.set_event_loop_policy(None)
