@@ -19,7 +19,7 @@ def test_records_sent_in_batches_arrive_whole_and_in_order_with_their_tombstones
     admin.close()
     # Writes of one key more than once, a tombstone, and a record larger than a batch: the
     # last write of a key must stay last, and a batch always takes its first record.
-    records = [(f"term-{i % 300}".encode(), f'{{"n": {i}}}'.encode()) for i in range(1_000)]
+    records: list[tuple[bytes, bytes | None]] = [(f"term-{i % 300}".encode(), b'{"n": %d}' % i) for i in range(1_000)]
     records[500] = (b"term-7", None)
     records[600] = (b"big", b"x" * 5_000)
 
@@ -40,7 +40,7 @@ def test_records_sent_in_batches_arrive_whole_and_in_order_with_their_tombstones
     tp = TopicPartition(topic, 1)
     consumer.assign([tp])
     consumer.seek_to_beginning(tp)
-    read = []
+    read: list[tuple[bytes, bytes | None]] = []
     while len(read) < len(records):
         polled = consumer.poll(timeout_ms=5_000)
         if not polled:
