@@ -473,6 +473,8 @@ def histogram(ports: list[int], name: str) -> dict[float, float]:
 def quantile(buckets: dict[float, float], q: float) -> float:
     """The quantile from cumulative buckets, interpolated linearly inside its bucket (as Prometheus does)."""
     bounds = sorted(buckets)
+    if not bounds:  # a worker without this metric (code from before it was added)
+        return float("nan")
     total = buckets[bounds[-1]]
     rank, lower, below = q * total, 0.0, 0.0
     for bound in bounds:
