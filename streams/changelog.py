@@ -20,6 +20,8 @@ the last on its partition.
 
 Writes outside the block take Faust's path. Only in-memory stores: a RocksDB
 store learns the offsets it has persisted from Faust's per-message callbacks.
+Only for an agent that processes one batch at a time (a block inside another
+is part of the outer one, which sends).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class BatchedChangelog:
         self.pending: dict[int, list[Record]] = defaultdict(list)
         if self.enabled:
             self._take_over_sends()
+            runtime.on_roll_back.append(self.forget)
 
     def _take_over_sends(self) -> None:
         table = self.table

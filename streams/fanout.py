@@ -20,6 +20,7 @@ import orjson
 from faust.types import EventT, StreamT
 
 from streams.batches import batch_loop
+from streams.changelog import BatchedChangelog
 from streams.commits import gated
 from streams.ingest.dedupe import SeenPosts
 from streams.runtime import Runtime
@@ -55,6 +56,7 @@ def install_fanout(runtime: Runtime, routers: list[Router], read_erasure: bool) 
     if not routers:
         return
     routed = SeenPosts(runtime.app, settings.partitions, settings.dedupe_ttl_s, "routed-posts")
+    routed_changelog = BatchedChangelog(runtime, routed.table)
     loop = batch_loop(runtime, "fanout")
     names = [settings.topic_enriched] + ([settings.topic_erasure] if read_erasure else [])
     source = runtime.app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
@@ -64,9 +66,10 @@ def install_fanout(runtime: Runtime, routers: list[Router], read_erasure: bool) 
         for router in routers:
             await router.route(events, posts)
         now_ms = int(time.time() * 1000)
-        for event, post in zip(events, posts, strict=True):
-            if post is not None:  # remembered once every stage has its outputs acknowledged
-                routed.remember(event, post["id"], now_ms)
+        async with routed_changelog.batch():
+            for event, post in zip(events, posts, strict=True):
+                if post is not None:  # remembered once every stage has its outputs acknowledged
+                    routed.remember(event, post["id"], now_ms)
 
     # concurrency=1: the agent writes the routed-posts table.
     @runtime.agent(source, name="fanout")

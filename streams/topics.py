@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from aiokafka.partitioner import murmur2
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -18,6 +19,12 @@ log = logging.getLogger(__name__)
 class TopicSpec:
     name: str
     compacted: bool = False
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition the producer's default partitioner gives a message with this key: a
+    stage that sends many keys' records in one message sends it there."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def media_requests_topic(app_id: str) -> str:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from typing import Any
 
 import orjson
 from faust.types import EventT, StreamT
 
 from streams.batches import batch_loop
+from streams.changelog import BatchedChangelog
 from streams.commits import gated
 from streams.errors import InvalidPost, Reason, Stage
 from streams.faust_compat import processing
@@ -27,12 +29,13 @@ from streams.ingest.parse import MAX_ID_CHARS
 from streams.profiles import envelopes
 from streams.profiles.fold import Profile, add_visual_tags, new_profile, published_profile, update_profile
 from streams.runtime import Runtime
-from streams.topics import compaction_config, profiles_by_user_topic
+from streams.topics import compaction_config, key_partition, profiles_by_user_topic
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 1.0
 BATCH = 200
 LINGER_S = 0.1
+USERS_PER_MESSAGE = 100  # ~50 KB: far under the broker's record size limit
 
 
 def erasure_user(value: bytes | None) -> str:
@@ -54,6 +57,33 @@ def erasure_user(value: bytes | None) -> str:
     return text
 
 
+class UserSender:
+    """Collects posts' envelopes by (source partition, destination partition); ``flush`` sends
+    each group as one message to the partition its users' keys go to."""
+
+    def __init__(self, topic: Any, partitions: int) -> None:
+        self.topic = topic
+        self.partitions = partitions
+        self.groups: dict[tuple[int, int], list[tuple[str, envelopes.Envelope]]] = defaultdict(list)
+        self.last_event: dict[int, EventT] = {}  # source partition -> its latest event
+
+    def add(self, event: EventT, user: str, envelope: envelopes.Envelope) -> None:
+        source = event.message.partition
+        self.last_event[source] = event
+        self.groups[(source, key_partition(user.encode(), self.partitions))].append((user, envelope))
+
+    async def flush(self) -> list[Any]:
+        """Send the groups collected so far; the pending sends."""
+        pending = []
+        for (source, destination), entries in self.groups.items():
+            for start in range(0, len(entries), USERS_PER_MESSAGE):
+                with processing(self.last_event[source]):  # exactly-once: the source partition's transaction
+                    value = envelopes.encode_users(entries[start : start + USERS_PER_MESSAGE])
+                    pending.append(await self.topic.send(value=value, partition=destination))
+        self.groups.clear()
+        return pending
+
+
 class ProfilesAgent:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
@@ -66,6 +96,7 @@ class ProfilesAgent:
             extra_topic_configs=compaction_config(settings),  # erased users leave the changelog too
             help="pseudonymous user id -> profile",
         )
+        self.changelog = BatchedChangelog(runtime, self.table)  # one write per envelope
         self.by_user = runtime.topics[profiles_by_user_topic(settings.app_id)]
         self.out = runtime.raw_topic(settings.topic_profiles)
         self.last_published: dict[str, float] = {}
@@ -75,38 +106,51 @@ class ProfilesAgent:
 
     async def route(self, events: list[EventT], posts: list[dict[str, Any] | None]) -> None:
         """Send each fresh post (None: a repeat, or not a post) and erasure request to its
-        user's partition; wait for the acks."""
-        pending = [await self.route_one(event, post) for event, post in zip(events, posts, strict=True)]
-        await asyncio.gather(*[p for p in pending if p is not None])
+        user's partition; wait for the acks.
 
-    async def route_one(self, event: EventT, post: dict[str, Any] | None) -> Any:
+        A batch's posts go as one message per (source partition, destination partition):
+        one Kafka record and one Faust event for what were tens. Each joins the transaction
+        of its source partition in exactly-once mode. An erasure request goes on its own,
+        after the posts that came before it in the batch.
+        """
+        users = UserSender(self.by_user, self.rt.settings.partitions)
+        pending = []
+        for event, post in zip(events, posts, strict=True):
+            if event.message.topic == self.rt.settings.topic_erasure:
+                pending += await users.flush()
+                pending.append(await self.route_erasure(event))
+            elif post is not None:
+                envelope = envelopes.post_envelope(post, event.message.partition, event.message.offset)
+                users.add(event, post["user_id"], envelope)
+        pending += await users.flush()
+        await asyncio.gather(*pending)
+
+    async def route_erasure(self, event: EventT) -> Any:
         settings = self.rt.settings
-        if event.message.topic == settings.topic_erasure:
-            try:
-                user = self.rt.privacy.pseudonymize(erasure_user(event.value))
-            except InvalidPost as error:
-                record = self.rt.dead_letter_for(event, error)
-                topic = self.rt.topics[settings.topic_deadletter]
-                with processing(event):
-                    return await topic.send(key=event.key, value=orjson.dumps(record))
-            envelope: envelopes.Envelope = envelopes.erase_envelope(int(time.time() * 1000))
-        elif post is None:
-            return None
-        else:
-            user = post["user_id"]
-            envelope = envelopes.post_envelope(post, event.message.partition, event.message.offset)
-        with processing(event):  # exactly-once: in the transaction of the post's partition
+        try:
+            user = self.rt.privacy.pseudonymize(erasure_user(event.value))
+        except InvalidPost as error:
+            record = self.rt.dead_letter_for(event, error)
+            topic = self.rt.topics[settings.topic_deadletter]
+            with processing(event):
+                return await topic.send(key=event.key, value=orjson.dumps(record))
+        envelope = envelopes.erase_envelope(int(time.time() * 1000))
+        with processing(event):  # exactly-once: in the transaction of the request's partition
             return await self.by_user.send(key=user.encode(), value=envelopes.encode(envelope))
 
     async def apply_batch(self, events: list[Any]) -> None:
-        """Fold a batch of envelopes; return once every profile it published is acknowledged."""
-        pending = [await self.apply(event) for event in events]
-        await asyncio.gather(*[p for p in pending if p is not None])
+        """Fold a batch of messages' envelopes; return once every profile it published, and the
+        table's changelog records, are acknowledged."""
+        async with self.changelog.batch():
+            pending = [
+                await self.apply(event, user, envelope)
+                for event in events
+                for user, envelope in envelopes.decode(event.key, event.value)
+            ]
+            await asyncio.gather(*[p for p in pending if p is not None])
 
-    async def apply(self, event: EventT) -> Any:
-        """Fold one envelope; the pending publication of the profile, if one is due."""
-        user = (event.key or b"").decode()
-        envelope = envelopes.decode(event.value)
+    async def apply(self, event: EventT, user: str, envelope: envelopes.Envelope) -> Any:
+        """Fold one envelope of ``event``; the pending publication of the profile, if one is due."""
         if envelope["kind"] == "erase":
             return await self.erase(event, user)
         held: Profile | None = self.table.get(user)

@@ -1,8 +1,15 @@
-"""What the fan-out sends to the profiles agent on ``profiles-by-user``, keyed by pseudonymous user id.
+"""What the fan-out and the media agent send to the profiles agent on ``profiles-by-user``.
+
+One envelope, keyed by pseudonymous user id:
 
     {"kind": "post", "post": {fields of the enriched post}, "source": [partition, offset]}
     {"kind": "media", "tags": {tag: score}, "at_ms": the post's event ms, "source": [partition, offset]}
     {"kind": "erase", "requested_at_ms": epoch ms}
+
+or, from the fan-out, a batch's posts for one partition in one message (no key; sent to
+the partition each of its users' keys goes to):
+
+    {"kind": "users", "envelopes": [[user id, envelope], ...]}
 
 The source partition and offset make the fold idempotent: a repeat of an
 envelope (re-sent, or re-read after a rebalance) is recognised and skipped.
@@ -56,9 +63,21 @@ def encode(envelope: Envelope) -> bytes:
     return orjson.dumps(envelope)
 
 
-def decode(value: bytes) -> Envelope:
-    """An envelope read back from the topic (written by ``encode``: trusted, not validated)."""
+def encode_users(entries: list[tuple[str, Envelope]]) -> bytes:
+    """Several users' envelopes in one message (all of them keyed to one partition)."""
+    return orjson.dumps({"kind": "users", "envelopes": entries})
+
+
+def decode(key: bytes | None, value: bytes) -> list[tuple[str, Envelope]]:
+    """(user id, envelope) of each envelope a message holds, in order (written by ``encode``
+    or ``encode_users``: trusted, not validated)."""
     raw = orjson.loads(value)
+    if raw["kind"] == "users":
+        return [(user, _envelope(envelope)) for user, envelope in raw["envelopes"]]
+    return [((key or b"").decode(), _envelope(raw))]
+
+
+def _envelope(raw: dict[str, Any]) -> Envelope:
     if raw["kind"] == "erase":
         return {"kind": "erase", "requested_at_ms": int(raw["requested_at_ms"])}
     partition, offset = raw["source"]

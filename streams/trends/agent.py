@@ -112,7 +112,6 @@ class WindowsStage:
         self.marks: dict[int, EventT] = {}
         self.lock = asyncio.Lock()  # the agent and the idle timer both close windows
         runtime.on_roll_back.append(self.forget_schedules)
-        runtime.on_roll_back.append(self.changelog.forget)
 
     def scheduler(self, partition: int) -> WindowScheduler:
         scheduler = self.schedulers.get(partition)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams import settings
+from streams.topics import key_partition
 from streams.trends import windows as trend_windows
-from streams.trends.state import Mention, TermState, key_partition, new_state
+from streams.trends.state import Mention, TermState, new_state
 from streams.trends.windows import WindowSpec
 
 DAY_MS = 86_400_000

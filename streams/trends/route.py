@@ -24,6 +24,7 @@ from streams.faust_compat import processing
 from streams.metrics import Metrics
 from streams.runtime import EnrichProgress
 from streams.settings import Settings
+from streams.topics import key_partition
 from streams.trends.state import (
     ClusterPost,
     Mention,
@@ -31,7 +32,6 @@ from streams.trends.state import (
     encode_mentions,
     encode_terms,
     encode_watermark,
-    key_partition,
     mention_of,
     term_key,
 )

@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any, Literal, NamedTuple, NotRequired, TypedDict
 
 import orjson
-from aiokafka.partitioner import murmur2
 from typing_extensions import TypeIs
 
 from streams.trends.detect import Model
@@ -39,11 +38,6 @@ Pane = list[Any]
 
 def term_key(kind: str, term: str) -> str:
     return f"{kind}{SEP}{term}"
-
-
-def key_partition(key: bytes, partitions: int) -> int:
-    """The partition the producer's default partitioner gives a message with this key."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def split_key(key: str) -> tuple[str, str]:

@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from streams.privacy.pseudonym import Pseudonymizer
+from streams.topics import key_partition
 from streams.trends import evaluation as ev
-from streams.trends.state import key_partition
 from streams.trends.windows import WindowSpec
 from tests.support import PSEUDONYM_SECRET, Pipeline, bad_messages, hashtag_windows, latest_post_counts
 

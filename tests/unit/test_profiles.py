@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import faust
 import pytest
 
 from streams.errors import InvalidPost, Reason
 from streams.profiles import envelopes
-from streams.profiles.agent import erasure_user
+from streams.profiles.agent import UserSender, erasure_user
 from streams.profiles.fold import (
     DAY_MS,
     INTEREST_HALF_LIFE_DAYS,
@@ -15,6 +21,7 @@ from streams.profiles.fold import (
     published_profile,
     update_profile,
 )
+from streams.topics import key_partition
 
 T0 = 1_700_000_000_000
 
@@ -76,12 +83,61 @@ def test_picture_tags_become_decayed_visual_interests_weighted_by_their_score() 
 
 def test_envelopes_round_trip() -> None:
     sent = envelopes.post_envelope({"created_at_ms": T0, "text": "not carried", "language": "en"}, 3, 41)
-    back = envelopes.decode(envelopes.encode(sent))
-    assert back["kind"] == "post" and back["source"] == (3, 41)
+    [(user, back)] = envelopes.decode(b"u1", envelopes.encode(sent))
+    assert user == "u1" and back["kind"] == "post" and back["source"] == (3, 41)
     assert "text" not in back["post"] and back["post"]["language"] == "en"
-    assert envelopes.decode(envelopes.encode(envelopes.erase_envelope(T0))) == {"kind": "erase", "requested_at_ms": T0}
+    erase = envelopes.erase_envelope(T0)
+    assert envelopes.decode(b"u1", envelopes.encode(erase)) == [("u1", {"kind": "erase", "requested_at_ms": T0})]
     media = envelopes.media_envelope({"cat": 0.9}, T0, 2, 7)
-    assert envelopes.decode(envelopes.encode(media)) == media
+    assert envelopes.decode(b"u2", envelopes.encode(media)) == [("u2", media)]
+
+
+def test_several_users_envelopes_in_one_message_come_back_in_order() -> None:
+    first = envelopes.post_envelope({"created_at_ms": T0, "language": "en"}, 1, 10)
+    second = envelopes.post_envelope({"created_at_ms": T0 + 1, "language": "fr"}, 1, 11)
+    value = envelopes.encode_users([("u1", first), ("u2", second), ("u1", second)])
+    back: list[tuple[str, Any]] = envelopes.decode(None, value)
+    assert [(user, e["source"]) for user, e in back] == [("u1", (1, 10)), ("u2", (1, 11)), ("u1", (1, 11))]
+    assert back[1][1]["kind"] == "post" and back[1][1]["post"]["language"] == "fr"
+
+
+@dataclass
+class Event:
+    message: Any
+
+
+class RecordingTopic:
+    """Each send: (partition, the partition of the event it was sent for, its envelopes)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int | None, list[tuple[str, Any]]]] = []
+
+    async def send(self, value: bytes, partition: int) -> None:
+        ref = faust.streams._current_event.get(None)
+        current = ref() if ref is not None else None
+        made_for = current.message.partition if current is not None else None  # the transaction it joins
+        self.sent.append((partition, made_for, envelopes.decode(None, value)))
+
+
+def test_a_batchs_posts_go_as_one_message_per_source_and_destination_partition() -> None:
+    topic, partitions = RecordingTopic(), 4
+    users = [f"user-{i}" for i in range(40)]
+    sender = UserSender(topic, partitions)
+    for offset, user in enumerate(users):
+        event: Any = Event(SimpleNamespace(partition=offset % 2, offset=offset))
+        sender.add(event, user, envelopes.post_envelope({"created_at_ms": T0}, offset % 2, offset))
+    asyncio.run(sender.flush())
+    groups = {(destination, made_for) for destination, made_for, _ in topic.sent}
+    assert len(topic.sent) == len(groups) <= 2 * partitions  # one message per (destination, source)
+    assert sorted(user for _, _, entries in topic.sent for user, _ in entries) == sorted(users)
+    for destination, made_for, entries in topic.sent:
+        assert all(key_partition(user.encode(), partitions) == destination for user, _ in entries)
+        sources = [envelope["source"] for _, envelope in entries]
+        assert {source for source, _ in sources} == {made_for}
+        offsets = [offset for _, offset in sources]
+        assert offsets == sorted(offsets)  # a source's order kept
+    asyncio.run(sender.flush())
+    assert len(topic.sent) == len(groups)  # sent once
 
 
 @pytest.mark.parametrize(
