@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 1.0
 BATCH = 200
 LINGER_S = 0.1
-USERS_PER_MESSAGE = 100  # ~50 KB: far under the broker's record size limit
+USERS_PER_MESSAGE = 100  # about 60 KB: far under the broker's record size limit
 
 
 def erasure_user(value: bytes | None) -> str:
@@ -109,7 +109,7 @@ class ProfilesAgent:
         user's partition; wait for the acks.
 
         A batch's posts go as one message per (source partition, destination partition):
-        one Kafka record and one Faust event for what were tens. Each joins the transaction
+        one Kafka record and one Faust event for what were several. Each joins the transaction
         of its source partition in exactly-once mode. An erasure request goes on its own,
         after the posts that came before it in the batch.
         """
