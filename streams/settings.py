@@ -251,8 +251,8 @@ ENV: list[tuple[str, str, str, str]] = [
     (
         "event_loop",
         "STREAMS_EVENT_LOOP",
-        "uvloop",
-        "The worker's event loop: uvloop (libuv; less CPU per Kafka record) or asyncio (the standard library's)",
+        "asyncio",
+        "The worker's event loop: asyncio (the standard library's) or uvloop (libuv; less CPU per Kafka record)",
     ),
 ]
 
