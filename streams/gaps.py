@@ -22,10 +22,13 @@ leave real gaps: those reads come back empty and cost one fetch.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer
@@ -41,6 +44,10 @@ log = logging.getLogger(__name__)
 # The race happens while the flow restarts; a minute covers the fetches in flight then.
 CHECK_AFTER_REBALANCE_S = 60.0
 FETCH_TIMEOUT_S = 30.0
+# A question to the broker is asked this many times, this far apart, before the batch fails.
+BROKER_ATTEMPTS = 5
+BROKER_RETRY_S = 1.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,7 @@ class GapRepair:
                 if expected is None:
                     expected = faust_compat.committed_offset(app.consumer, tp)
                 if expected is None:  # not known to Faust's consumer: ask the broker
-                    expected = await resume_offset(self.settings, tp)
+                    expected = await asked_again("the committed offset", partial(resume_offset, self.settings, tp))
                 if expected is not None and offset > expected:
                     out += await self.read_back(tp, expected, offset)
             elif expected is not None and offset > expected:
@@ -121,7 +128,7 @@ class GapRepair:
         return out
 
     async def read_back(self, tp: TP, start: int, end: int) -> list[RefetchedEvent]:
-        records, reached = await fetch_range(self.settings, tp, start, end)
+        records, reached = await asked_again("a read back", partial(fetch_range, self.settings, tp, start, end))
         if reached > start:  # what was not read back stays uncommitted: a restart reads it again
             self.handled.append((tp, start, min(reached, end) - 1))
         if records:
@@ -144,6 +151,22 @@ class GapRepair:
     async def mark_handled(self, ranges: list[tuple[TP, int, int]]) -> None:
         for tp, first, last in ranges:
             await faust_compat.add_gap(self.app.consumer, tp, first, last)
+
+
+async def asked_again(what: str, ask: Callable[[], Awaitable[T]]) -> T:
+    """``ask()``, asked again when it fails: a fresh client can meet a passing state of the
+    broker (a metadata response that lists no broker while the broker's registration is
+    renewed; a coordinator moving) that would otherwise fail the batch and stop the worker."""
+    for attempt in range(1, BROKER_ATTEMPTS + 1):
+        try:
+            return await ask()
+        except Exception as exc:  # noqa: BLE001 - aiokafka raises AssertionError for a client with no broker
+            if attempt == BROKER_ATTEMPTS:
+                raise
+            log.warning("%s failed (%r); asking the broker again in %ss (%d/%d)",
+                        what, exc, BROKER_RETRY_S, attempt, BROKER_ATTEMPTS)  # fmt: skip
+            await asyncio.sleep(BROKER_RETRY_S)
+    raise AssertionError("unreachable")
 
 
 async def resume_offset(settings: Settings, tp: TP) -> int:

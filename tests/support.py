@@ -101,6 +101,18 @@ def empty_test_broker(port: int) -> None:
         subprocess.run([str(KAFKA_SCRIPT), "clean"], env=env, check=True, capture_output=True)
 
 
+def py_spy_dump(pid: int) -> str:
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists():
+        return "py-spy not installed"
+    command = [str(py_spy), "dump", "--pid", str(pid)]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        return "py-spy dump timed out"
+    return result.stdout + result.stderr
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -118,6 +130,7 @@ class Pipeline:
     extra_env: dict[str, str] = field(default_factory=dict)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
+    others: list[subprocess.Popen[bytes]] = field(default_factory=list)  # sinks: stopped with the workers
 
     @property
     def topics(self) -> dict[str, str]:
@@ -192,7 +205,7 @@ class Pipeline:
         worker.wait()
 
     def stop(self) -> None:
-        stop_workers(self.workers)
+        stop_workers(self.workers + self.others)
 
     def produce(self, pairs: Sequence[tuple[bytes | None, bytes | None]], topic: str = "raw") -> None:
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, max_request_size=8 << 20)
@@ -276,6 +289,38 @@ class Pipeline:
                 time.sleep(0.5)
         finally:
             consumer.close()
+
+    def stacks(self) -> str:
+        """Where each living worker waits: py-spy's view of its threads, then every asyncio task's
+        stack as the worker prints it on SIGUSR1 (mode's ``cry``); and each living sink's threads.
+        For a failure report."""
+        parts = []
+        for index, worker in enumerate(self.workers):
+            if worker.poll() is not None:
+                continue
+            parts.append(f"worker {index} (pid {worker.pid}):\n{py_spy_dump(worker.pid)}")
+            parts.append(self.tasks_of(index, worker))
+        for other in self.others:  # a sink: its threads only (it has no task dump)
+            if other.poll() is None:
+                parts.append(f"{other.args!r} (pid {other.pid}):\n{py_spy_dump(other.pid)}")
+        return "\n".join(parts) or "no worker alive"
+
+    def tasks_of(self, index: int, worker: subprocess.Popen[bytes], quiet_s: float = 1.0) -> str:
+        log = self.log_dir / f"worker-{index}.log"
+        start = log.stat().st_size
+        worker.send_signal(signal.SIGUSR1)
+        size, deadline = start, time.monotonic() + 10
+        while time.monotonic() < deadline:  # until the dump stops growing
+            time.sleep(quiet_s)
+            if (grown := log.stat().st_size) == size and size > start:
+                break
+            size = grown
+        with log.open("rb") as file:
+            file.seek(start)
+            text = file.read().decode(errors="replace")
+        if not text:
+            return f"worker {index} printed no tasks within 10 s: its event loop is blocked"
+        return re.sub(r"LOCAL VARIABLES\n.*?(?=^TASKS|^THREAD|\Z)", "", text, flags=re.S | re.M)  # stacks only
 
     def metrics(self, index: int) -> str:
         """The Prometheus exposition of the index-th worker."""

@@ -29,6 +29,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report shows where its living workers wait (a stalled worker says why)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    pipeline = getattr(item, "funcargs", {}).get("pipeline")
+    if report.when == "call" and report.failed and isinstance(pipeline, Pipeline):
+        report.sections.append(("workers' stacks", pipeline.stacks()))
+
+
 def broker_port() -> int:
     return int(os.environ.get("KAFKA_TEST_PORT", "19092"))
 

@@ -34,9 +34,11 @@ def start_sink(pipeline: Pipeline, lake: Path, *args: str) -> subprocess.Popen[b
         "STREAMS_SINK_BATCH_S": "0.5",
     }
     with (pipeline.log_dir / "sink.log").open("ab") as log:
-        return subprocess.Popen(
+        sink = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "sink", *args], env=env, stdout=log, stderr=log, cwd=ROOT
         )
+    pipeline.others.append(sink)  # stopped when the test ends, however it ends
+    return sink
 
 
 def rows_in(lake: Path, table: str) -> int:

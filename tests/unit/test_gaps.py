@@ -148,3 +148,35 @@ def test_a_partition_never_committed_is_checked_from_the_first_offset_of_its_log
     repair = repair_for(app)
     assert offsets(asyncio.run(repair.fill([event(62), event(63)]))) == [*range(62), 62, 63]
     assert broker == [(0, 62)]
+
+
+def test_a_failed_read_back_is_asked_again_before_the_batch_fails(
+    broker: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiokafka's fresh client fails with AssertionError when a metadata response listed no broker.
+    fetch_range = gaps.fetch_range
+    failures = iter([AssertionError("Did we not perform bootstrap?")])
+
+    async def flaky_fetch_range(settings: Settings, tp: TP, start: int, end: int) -> tuple[list[RefetchedEvent], int]:
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        return await fetch_range(settings, tp, start, end)
+
+    monkeypatch.setattr(gaps, "fetch_range", flaky_fetch_range)
+    monkeypatch.setattr(gaps, "BROKER_RETRY_S", 0.0)
+    repair = repair_for(FakeApp())
+    assert offsets(asyncio.run(repair.fill([event(10), event(13)]))) == [10, 11, 12, 13]
+    assert broker == [(11, 13)]
+
+
+def test_a_broker_question_that_keeps_failing_fails_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gaps, "BROKER_RETRY_S", 0.0)
+    asked: list[int] = []
+
+    async def ask() -> int:
+        asked.append(1)
+        raise ConnectionError("broker gone")
+
+    with pytest.raises(ConnectionError):
+        asyncio.run(gaps.asked_again("the committed offset", ask))
+    assert len(asked) == gaps.BROKER_ATTEMPTS
