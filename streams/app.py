@@ -54,6 +54,10 @@ def create_app(settings: Settings) -> faust.App:
         # go ten times per timeout so a live but busy worker is never taken for dead.
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 10,
+        # Faust's default is 2.8 s. Each stage's work shows as done (committed) only at the next
+        # commit, and with exactly-once its outputs reach the next stage only then: a second
+        # keeps that short for a few commit requests (or transactions) per second.
+        broker_commit_interval=settings.commit_interval_s,
         # How long the producer retries a record; past it the batch fails (streams.batches).
         producer_request_timeout=settings.delivery_timeout_s,
         producer_max_request_size=MAX_RECORD_BYTES,

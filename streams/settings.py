@@ -59,6 +59,13 @@ ENV: list[tuple[str, str, str, str]] = [
         "Seconds without a heartbeat before the group gives a dead worker's partitions to the others",
     ),
     (
+        "commit_interval_s",
+        "STREAMS_COMMIT_INTERVAL_S",
+        "1",
+        "Seconds between two commits of the offsets read (exactly-once: of the transactions): the most a "
+        "crash repeats, and how long a read_committed reader waits for a stage's outputs",
+    ),
+    (
         "delivery_timeout_s",
         "STREAMS_DELIVERY_TIMEOUT_S",
         "120",
@@ -251,8 +258,8 @@ ENV: list[tuple[str, str, str, str]] = [
     (
         "event_loop",
         "STREAMS_EVENT_LOOP",
-        "asyncio",
-        "The worker's event loop: asyncio (the standard library's) or uvloop (libuv; less CPU per Kafka record)",
+        "uvloop",
+        "The worker's event loop: uvloop (libuv; less CPU per Kafka record) or asyncio (the standard library's)",
     ),
 ]
 
@@ -289,6 +296,7 @@ class Settings:
     state_dir: Path
     guarantee: Guarantee
     session_timeout_s: float
+    commit_interval_s: float
     delivery_timeout_s: float
     producer_batch_bytes: int
     batch_size: int
@@ -371,6 +379,7 @@ class Settings:
             "STREAMS_SESSION_TIMEOUT_S",
             "must be between 6 and 300 (the broker's group.min/max.session.timeout.ms)",
         )
+        _require(0.1 <= self.commit_interval_s <= 60, "STREAMS_COMMIT_INTERVAL_S", "must be between 0.1 and 60")
         _require(1 <= self.delivery_timeout_s <= 3600, "STREAMS_DELIVERY_TIMEOUT_S", "must be between 1 and 3600")
         _require(
             1024 <= self.producer_batch_bytes <= MAX_PRODUCER_BATCH_BYTES,
