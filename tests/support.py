@@ -101,6 +101,9 @@ def empty_test_broker(port: int) -> None:
         subprocess.run([str(KAFKA_SCRIPT), "clean"], env=env, check=True, capture_output=True)
 
 
+LINE_CHARS = 240
+
+
 def py_spy_dump(pid: int) -> str:
     py_spy = Path(sys.executable).with_name("py-spy")
     if not py_spy.exists():
@@ -320,7 +323,8 @@ class Pipeline:
             text = file.read().decode(errors="replace")
         if not text:
             return f"worker {index} printed no tasks within 10 s: its event loop is blocked"
-        return re.sub(r"LOCAL VARIABLES\n.*?(?=^TASKS|^THREAD|\Z)", "", text, flags=re.S | re.M)  # stacks only
+        stacks = re.sub(r"LOCAL VARIABLES\n.*?(?=^TASKS|^THREAD|\Z)", "", text, flags=re.S | re.M)  # stacks only
+        return "\n".join(line[:LINE_CHARS] for line in stacks.splitlines())  # a frame's locals can be huge
 
     def metrics(self, index: int) -> str:
         """The Prometheus exposition of the index-th worker."""
