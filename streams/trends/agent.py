@@ -52,10 +52,6 @@ ROUTE_LINGER_S = 0.2
 CLUSTER_BATCH = 50
 # Terms counted, saved, closed or forgotten between two turns of the event loop: a few ms of work.
 CLOSE_CHUNK = 64
-# The pause between two chunks of a close: the minute's close of thousands of terms is a burst
-# of CPU, and a bare yield hands the loop straight back to it; a pause lets the model's
-# thread (which needs the interpreter too) and the posts' sends go first.
-CLOSE_PAUSE_S = 0.005
 IDLE_CHECK_S = 1.0
 # A caught-up claim older than this no longer counts: the heartbeat renews it every few seconds.
 CAUGHT_UP_TTL_S = 5.0
@@ -246,7 +242,7 @@ class WindowsStage:
 
         A watermark that jumps (a replay of old posts followed by live ones, or a source
         idle for hours) closes every term at once: tens of thousands of them. They are
-        closed ``CLOSE_CHUNK`` at a time, pausing ``CLOSE_PAUSE_S`` between chunks, so
+        closed ``CLOSE_CHUNK`` at a time, letting the event loop run between chunks, so
         the other agents (enrichment first) are not held back for seconds.
         """
         scheduler = self.schedulers[partition]
@@ -262,7 +258,7 @@ class WindowsStage:
                 self.reschedule(scheduler, due[start:])  # taken off the schedule, not yet closed
                 raise
             if start + CLOSE_CHUNK < len(due):
-                await asyncio.sleep(CLOSE_PAUSE_S)
+                await asyncio.sleep(0)
         await self.forget_idle(scheduler, event)
 
     async def close_terms(self, scheduler: WindowScheduler, watermark: int, keys: list[str], event: EventT) -> None:
