@@ -157,16 +157,14 @@ async def asked_again(what: str, ask: Callable[[], Awaitable[T]]) -> T:
     """``ask()``, asked again when it fails: a fresh client can meet a passing state of the
     broker (a metadata response that lists no broker while the broker's registration is
     renewed; a coordinator moving) that would otherwise fail the batch and stop the worker."""
-    for attempt in range(1, BROKER_ATTEMPTS + 1):
+    for attempt in range(1, BROKER_ATTEMPTS):
         try:
             return await ask()
         except Exception as exc:  # noqa: BLE001 - aiokafka raises AssertionError for a client with no broker
-            if attempt == BROKER_ATTEMPTS:
-                raise
             log.warning("%s failed (%r); asking the broker again in %ss (%d/%d)",
                         what, exc, BROKER_RETRY_S, attempt, BROKER_ATTEMPTS)  # fmt: skip
             await asyncio.sleep(BROKER_RETRY_S)
-    raise AssertionError("unreachable")
+    return await ask()  # the last attempt's failure fails the batch
 
 
 async def resume_offset(settings: Settings, tp: TP) -> int:
