@@ -223,7 +223,7 @@ def _explained_process(texts: list[str], ready: Any, go: Any) -> None:
     def explained(batch: list[str]) -> None:
         for text, prediction in zip(batch, model.predict(batch), strict=True):
             scores = {head: result.scores for head, result in prediction.heads.items()}
-            explain_flag(model, text, decide(scores, thresholds, True))
+            explain_flag(model, text, decide(scores, thresholds, True), prediction)
 
     explained(texts[: s.batch_size])
     ready.release()

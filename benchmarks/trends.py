@@ -30,6 +30,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from streams.demo import (  # noqa: E402
+    STATE_DIR,
     start_broker,
     start_workers,
     stop_broker,
@@ -52,8 +53,8 @@ def fresh_settings(bootstrap: str, partitions: int, label: str = "trends") -> Se
     name = f"{label}{uuid.uuid4().hex[:6]}"
     topics = {f"topic_{t}": f"{name}.{t}" for t in ("raw", "enriched", "flagged", "deadletter", "trends", "alerts",
                                                     "profiles", "erasure")}  # fmt: skip
-    settings = dataclasses.replace(
-        Settings.from_env(), bootstrap=bootstrap, app_id=name, partitions=partitions, **topics
+    settings = dataclasses.replace(  # table state with the demo's, not in the caller's working directory
+        Settings.from_env(), bootstrap=bootstrap, app_id=name, partitions=partitions, state_dir=STATE_DIR, **topics
     )
     os.environ.update({var: value for var, value in settings.describe().items() if value and value != "***"})
     return settings

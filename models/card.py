@@ -315,9 +315,13 @@ posts the model flags):
   is its share toward the label (exact, and free: the same run). Function words, `@user`
   and links are not listed: their contextual states carry their neighbours' meaning ("a"
   in "I am a gay man"), which made them top words before.
-- **Moderation, flagged posts only: occlusion.** A word's weight is how much the flagging
-  head's probability drops when the word is deleted: the most faithful method here, at one
-  extra model row per content word, paid only for the few posts that are flagged.
+- **Moderation, flagged posts only: occlusion of the strongest content words.** A word's
+  weight is how much the flagging head's probability drops when the word is deleted: the
+  most faithful method here, paid only for the few posts that are flagged. Only the 8
+  content words the decomposition ranks highest get a row (a flagged tweet has 13 on
+  average, up to 30): about half the rows of occluding every content word, for nearly the
+  same faithfulness (last two rows of each moderation head above). A flagged post's rows
+  delay the posts behind it in its worker, so their cost is latency, not only CPU.
 
 Five val posts per head, drawn by a fixed seed (the words behind the label or the flag):
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 from streams.errors import SettingsError
 from streams.inference.explain import occlusion_contributions
-from streams.inference.session import TextModel
+from streams.inference.session import Prediction, TextModel
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +92,20 @@ def strongest_reason(decision: Decision) -> str | None:
     return max(decision.reasons, key=lambda head: decision.scores[head], default=None)
 
 
-def explain_flag(model: TextModel, text: str, decision: Decision) -> Decision:
+def explain_flag(model: TextModel, text: str, decision: Decision, prediction: Prediction | None = None) -> Decision:
     """A flagged post's decision with the words behind the flag: occlusion on the
-    head that flagged it (one extra model row per content word, flagged posts only)."""
+    head that flagged it (flagged posts only: one extra model row for each of the
+    content words the decomposition ranks highest). ``prediction``: the post's own,
+    which saves the row that would score the whole post again."""
     head = strongest_reason(decision)
     if head is None:
         return decision
     label = model.manifest.heads[head].index(MODERATED_LABELS[head])
     try:
+        prepared = model.prepare(text)[0]
+        base, prior = model.label_evidence(prepared, head, label, prediction)
         words = occlusion_contributions(
-            model.prepare(text)[0], label, lambda rows: model.head_probabilities(rows, head)
+            prepared, label, lambda rows: model.head_probabilities(rows, head), prior=prior, base=base
         )
     except Exception as exc:  # noqa: BLE001 - the decision stands without its explanation
         log.warning("could not explain a %s flag: %r", head, exc)

@@ -32,7 +32,7 @@ def scored(model: TextModel, text: str, prediction: Prediction, thresholds: Thre
     language = detect_language(text)
     supported = is_supported(language)
     scores = {head: result.scores for head, result in prediction.heads.items()}
-    decision = explain_flag(model, text, decide(scores, thresholds, supported))
+    decision = explain_flag(model, text, decide(scores, thresholds, supported), prediction)
     return {
         "text": text,
         **{

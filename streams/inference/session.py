@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
 from streams.errors import ModelError
-from streams.inference.explain import Contribution, top_contributions
+from streams.inference.explain import Contribution, decomposition_weights, top_contributions
 from streams.inference.folder import Manifest, load_manifest
 from streams.inference.normalize import normalize_for_model
 
@@ -40,12 +40,23 @@ class HeadResult:
 
 
 @dataclass(frozen=True)
+class GraphRow:
+    """One input's raw graph outputs, kept with its prediction: a flagged post's
+    explanation starts from them instead of running the post again."""
+
+    encoding: Encoding
+    logits: np.ndarray
+    token_logits: np.ndarray
+
+
+@dataclass(frozen=True)
 class Prediction:
     heads: dict[str, HeadResult]
     embedding: list[float]
     explanation: list[Contribution]
     tokens: int
     truncated: bool
+    row: GraphRow | None = field(default=None, repr=False, compare=False)
 
 
 class TextModel:
@@ -144,11 +155,7 @@ class TextModel:
         for rows, predictions in zip(groups, outputs, strict=True):
             for row, prediction in zip(rows, predictions, strict=True):
                 results[row] = prediction
-        return [
-            Prediction(p.heads, p.embedding, p.explanation, p.tokens, prepared[i][1] or p.truncated)
-            for i, p in enumerate(results)
-            if p is not None
-        ]
+        return [replace(p, truncated=prepared[i][1] or p.truncated) for i, p in enumerate(results) if p is not None]
 
     def raw_outputs(self, encodings: list[Encoding]) -> list[np.ndarray]:
         """The graph's (logits, token_logits, embedding) for a group of encodings."""
@@ -165,6 +172,21 @@ class TextModel:
         run = self.pool.map(self.raw_outputs, groups) if self.pool else map(self.raw_outputs, groups)
         logits = np.concatenate([outputs[0] for outputs in run])[:, self.manifest.head_slices[head]]
         return np.stack([self.probabilities(head, row) for row in logits])
+
+    def label_evidence(
+        self, text: str, head: str, label: int, prediction: Prediction | None = None
+    ) -> tuple[float, list[float]]:
+        """For a model input text: p(label) under ``head``, and each word's decomposition
+        weight toward it. From the post's own graph row when ``prediction`` carries one,
+        else from one more row."""
+        row = prediction.row if prediction is not None else None
+        if row is None:
+            encoding = self.tokenizer.encode(text)
+            logits, token_logits, _ = self.raw_outputs([encoding])
+            row = GraphRow(encoding, logits[0], token_logits[0])
+        part = self.manifest.head_slices[head]
+        base = float(self.probabilities(head, row.logits[part])[label])
+        return base, decomposition_weights(text, row.encoding, row.token_logits[:, part], label)
 
     def probabilities(self, head: str, logits: np.ndarray) -> np.ndarray:
         return _softmax(logits / self.temperatures.get(head, 1.0))
@@ -196,7 +218,8 @@ class TextModel:
         truncated = tokens >= self.manifest.max_length and encoding.overflowing != []
         # Rounded as float64: a float32 rounded to 5 decimals is written back as its exact
         # binary value (0.0742 -> 0.07419999688863754), 2.5 times the JSON for the same numbers.
-        return Prediction(heads, np.round(embedding.astype(np.float64), 5).tolist(), explanation, tokens, truncated)
+        rounded = np.round(embedding.astype(np.float64), 5).tolist()
+        return Prediction(heads, rounded, explanation, tokens, truncated, GraphRow(encoding, logits, token_logits))
 
 
 def execution_providers(device: str, available: list[str]) -> list[str]:

@@ -63,7 +63,7 @@ def enrich_batch(
             continue
         language = detect_language(post.text)
         scores = {head: result.scores for head, result in prediction.heads.items()}
-        decision = explain_flag(model, post.text, decide(scores, thresholds, is_supported(language)))
+        decision = explain_flag(model, post.text, decide(scores, thresholds, is_supported(language)), prediction)
         timing = {"model_ms_per_post": per_post_ms, "batch_size": len(posts)}
         user = privacy.pseudonymize(post.user_id)
         record = enriched(post, user, prediction, decision, model.manifest.tag, timing, language)

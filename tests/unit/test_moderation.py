@@ -1,7 +1,10 @@
+import numpy as np
 import pytest
+from tokenizers import Encoding
 
 from streams.app import build_runtime
 from streams.errors import SettingsError
+from streams.inference import explain
 from streams.inference.moderation import Thresholds, decide, explain_flag
 from streams.inference.session import TextModel
 from streams.settings import Settings
@@ -89,3 +92,45 @@ def test_an_allowed_post_gets_no_flag_explanation(text_model: TextModel) -> None
 def test_settings_that_contradict_the_models_thresholds_stop_the_worker_at_start(text_model: TextModel) -> None:
     with pytest.raises(SettingsError, match="0 < review <= block <= 1"):
         build_runtime(Settings.from_env({"STREAMS_REVIEW_THRESHOLD": "0.99", "STREAMS_DEV_MODE": "1"}), text_model)
+
+
+def test_the_posts_own_row_gives_the_same_explanation_as_running_it_again(
+    text_model: TextModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "@user you are a pathetic idiot, shut up and go away"
+    [prediction] = text_model.predict([text])
+    decision = decide({h: r.scores for h, r in prediction.heads.items()}, Thresholds.uniform(0.3, 0.99))
+    rows: list[int] = []
+    run = text_model.raw_outputs
+
+    def counted(encodings: list[Encoding]) -> list[np.ndarray]:
+        rows.append(len(encodings))
+        return run(encodings)
+
+    monkeypatch.setattr(text_model, "raw_outputs", counted)
+    reused = explain_flag(text_model, text, decision, prediction)
+    rows_reused = sum(rows)
+    again = explain_flag(text_model, text, decision)
+    assert reused.explanation == again.explanation
+    assert sum(rows) - rows_reused == rows_reused + 1  # without the post's own row, the post runs once more
+
+
+def test_a_long_flagged_post_occludes_only_its_strongest_words(
+    text_model: TextModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filler = " ".join(f"word{i} apple river garden" for i in range(5))
+    text = f"@user you pathetic idiot {filler}"
+    [prediction] = text_model.predict([text])
+    decision = decide({h: r.scores for h, r in prediction.heads.items()}, Thresholds.uniform(0.05, 0.99))
+    assert decision.action == "review"
+    occluded: list[str] = []
+    probabilities = text_model.head_probabilities
+
+    def recorded(texts: list[str], head: str) -> np.ndarray:
+        occluded.extend(texts)
+        return probabilities(texts, head)
+
+    monkeypatch.setattr(text_model, "head_probabilities", recorded)
+    words = explain_flag(text_model, text, decision, prediction).explanation["words"]
+    assert len(occluded) == explain.OCCLUDED_WORDS
+    assert isinstance(words, list) and "idiot" in [word["token"] for word in words]
