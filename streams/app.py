@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 import faust
 
 from streams import faust_compat
 from streams.commits import CommitGate, guard_commits
+from streams.errors import SettingsError
 from streams.fanout import Router, install_fanout
 from streams.inference.session import TextModel
 from streams.ingest.agent import install_enrich
@@ -38,13 +40,22 @@ log = logging.getLogger(__name__)
 LOOP_LAG_PROBE_S = 0.05
 
 
+def state_folder(settings: Settings) -> Path:
+    """STREAMS_STATE_DIR, created if missing (Faust makes only the app's own folder in it)."""
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"STREAMS_STATE_DIR: cannot create {settings.state_dir} ({exc.strerror})") from exc
+    return settings.state_dir
+
+
 def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.bootstrap.split(",")],
         store=settings.store,
         # Faust's own default is the same folder name in the working directory.
-        datadir=str(settings.state_dir / "{conf.name}-data"),
+        datadir=str(state_folder(settings) / "{conf.name}-data"),
         processing_guarantee=settings.guarantee,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,

@@ -9,6 +9,7 @@ import pytest
 
 from streams import faust_compat
 from streams.app import TABLE_WRITES_BUFFERED, create_app, standby_replicas
+from streams.errors import SettingsError
 from streams.settings import Settings
 
 
@@ -45,3 +46,13 @@ def test_table_state_goes_to_the_state_folder(tmp_path: Path) -> None:
     app = create_app(Settings.from_env({"STREAMS_STATE_DIR": str(tmp_path), "STREAMS_APP_ID": "state-test"}))
     assert app.conf.datadir == tmp_path / "state-test-data"
     assert create_app(Settings.from_env({"STREAMS_APP_ID": "here"})).conf.datadir == Path("here-data")
+
+
+def test_a_missing_state_folder_is_created_and_an_impossible_one_named(tmp_path: Path) -> None:
+    folder = tmp_path / "not" / "yet"
+    app = create_app(Settings.from_env({"STREAMS_STATE_DIR": str(folder), "STREAMS_APP_ID": "fresh"}))
+    assert folder.is_dir() and app.conf.datadir == folder / "fresh-data"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SettingsError, match="STREAMS_STATE_DIR: cannot create"):
+        create_app(Settings.from_env({"STREAMS_STATE_DIR": str(blocker / "state")}))
