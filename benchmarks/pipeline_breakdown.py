@@ -32,7 +32,9 @@ One local broker (on the same cores, as in the demo), the same real tweets
    live posts move event time on by years, and every trend window closes at once):
    p50, p90 and p99 of ``streams_end_to_end_seconds``
    (append to posts.raw -> enriched record acknowledged), from the histogram's buckets,
-   and the event loop's lag meanwhile (``streams_event_loop_lag_seconds``).
+   the same split into the enrich agent's steps (``streams_enrich_stage_seconds``:
+   waiting for a micro-batch, model, publish), and the event loop's lag meanwhile
+   (``streams_event_loop_lag_seconds``).
 
 ``--pipeline-only`` runs 3, 4 and 6 alone: for comparing two versions of the code
 one after the other.
@@ -458,13 +460,14 @@ def written_per_post(bootstrap: str, settings: Settings, posts: int) -> list[tup
 # 6. Latency, paced ---------------------------------------------------------------------------
 
 
-def histogram(ports: list[int], name: str) -> dict[float, float]:
-    """Cumulative bucket counts of a histogram, summed over the workers."""
+def histogram(ports: list[int], name: str, label: str = "") -> dict[float, float]:
+    """Cumulative bucket counts of a histogram (of its samples with ``label``, e.g. 'stage="model"'),
+    summed over the workers."""
     buckets: dict[float, float] = collections.defaultdict(float)
     for port in ports:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         for line in text.splitlines():
-            if line.startswith(f"{name}_bucket"):
+            if line.startswith(f"{name}_bucket") and label in line:
                 bound = line.split('le="')[1].split('"')[0]
                 buckets[float("inf") if bound == "+Inf" else float(bound)] += float(line.rsplit(" ", 1)[1])
     return buckets
@@ -487,6 +490,9 @@ def quantile(buckets: dict[float, float], q: float) -> float:
     return lower
 
 
+ENRICH_STAGES = ("waiting", "model", "publish")
+
+
 def paced_latency(  # type: ignore[no-untyped-def]
     bootstrap: str, settings: Settings, posts: list[bytes], rate: float, seconds: int, warm_up_s: int, ports: list[int]
 ):
@@ -501,13 +507,14 @@ def paced_latency(  # type: ignore[no-untyped-def]
         fresh.append(orjson.dumps(post))
     warm_up, measured = fresh[: int(rate * warm_up_s)], fresh[int(rate * warm_up_s) :]
     produce(bootstrap, settings.topic_raw, warm_up, rate=rate)
-    names = ("streams_end_to_end_seconds", "streams_event_loop_lag_seconds")
-    before = {name: histogram(ports, name) for name in names}
+    stages = [("streams_enrich_stage_seconds", f'stage="{stage}"') for stage in ENRICH_STAGES]
+    names = [("streams_end_to_end_seconds", ""), ("streams_event_loop_lag_seconds", ""), *stages]
+    before = {name: histogram(ports, *name) for name in names}
     produce(bootstrap, settings.topic_raw, measured, rate=rate)
     time.sleep(3)  # the last posts' outputs
     quantiles = {}
     for name in names:
-        after = histogram(ports, name)
+        after = histogram(ports, *name)
         delta = {bound: after[bound] - before[name].get(bound, 0.0) for bound in after}
         quantiles[name] = {q: quantile(delta, q) for q in (0.5, 0.9, 0.99)}
         quantiles[name][1.0] = longest(delta)
@@ -610,11 +617,14 @@ def main() -> None:
     print("|---|---|---|")
     for topic, records, size in written:
         print(f"| {topic} | {records:.2f} | {size:.0f} |")
-    p50, p90, p99 = (latency["streams_end_to_end_seconds"][q] * 1000 for q in (0.5, 0.9, 0.99))
+    p50, p90, p99 = (latency[("streams_end_to_end_seconds", "")][q] * 1000 for q in (0.5, 0.9, 0.99))
     print(f"\nLatency, every agent, paced at {rate / 2:.0f} posts/s for {args.paced_s} s after {args.warm_up_s} s "
           f"of the same ({paced} posts): "
           f"p50 {p50:.0f} ms, p90 {p90:.0f} ms, p99 {p99:.0f} ms")  # fmt: skip
-    p50, p90, p99, worst = (latency["streams_event_loop_lag_seconds"][q] * 1000 for q in (0.5, 0.9, 0.99, 1.0))
+    stage_ms = {stage: latency[("streams_enrich_stage_seconds", f'stage="{stage}"')] for stage in ENRICH_STAGES}
+    steps = ", ".join(f"{name} {q[0.5] * 1000:.0f} / {q[0.99] * 1000:.0f} ms" for name, q in stage_ms.items())
+    print(f"Each post's time in the enrich agent's steps, p50 / p99: {steps}")
+    p50, p90, p99, worst = (latency[("streams_event_loop_lag_seconds", "")][q] * 1000 for q in (0.5, 0.9, 0.99, 1.0))
     print(f"Event-loop lag meanwhile (a 50 ms sleep's overshoot): p50 {p50:.1f} ms, p90 {p90:.1f} ms, "
           f"p99 {p99:.1f} ms, longest <= {worst:.0f} ms")  # fmt: skip
 

@@ -162,7 +162,17 @@ class EnrichAgent:
             appended_ms = output.event.message.timestamp * 1000
             self.metrics.end_to_end_seconds.observe(max(0.0, (now_ms() - appended_ms) / 1000))
 
+    def observe_stages(self, events: list[EventT], taken: float, modelled: float, published: float) -> None:
+        """Where each enriched post's latency went (streams_enrich_stage_seconds)."""
+        stages = self.metrics.enrich_stage_seconds
+        waiting, model, publish = stages.labels("waiting"), stages.labels("model"), stages.labels("publish")
+        for event in events:
+            waiting.observe(max(0.0, taken - event.message.timestamp))
+            model.observe(modelled - taken)
+            publish.observe(published - modelled)
+
     async def process(self, events: list[EventT]) -> None:
+        taken = time.time()
         async with self.turns.take() as my_turn:
             valid, outputs = self.triage(events)
             ids = {post.id for _, post in valid}
@@ -170,10 +180,12 @@ class EnrichAgent:
             try:
                 if valid:
                     outputs += await self.enrich(valid)
+                modelled = time.time()
                 await my_turn()
                 await self.publish(outputs)
             finally:
                 self.in_flight -= ids
+        self.observe_stages([event for event, _ in valid], taken, modelled, time.time())
         progress = self.rt.progress
         for event in events:
             progress.record(event.message.partition, event.message.offset)

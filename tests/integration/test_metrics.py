@@ -38,6 +38,8 @@ def test_counters_and_histograms_move_with_a_replay(pipeline: Pipeline) -> None:
     assert sum(v for (name, _), v in metrics.items() if name == "streams_dead_letters_total") == len(bad)
     assert sum(v for (name, _), v in metrics.items() if name == "streams_inference_seconds_count") >= 1
     assert metrics[("streams_end_to_end_seconds_count", ())] == len(good)
+    for stage in ("waiting", "model", "publish"):  # every enriched post, once in each step
+        assert metrics[("streams_enrich_stage_seconds_count", (("stage", stage),))] == len(good)
     assert sum(v for (name, _), v in metrics.items() if name == "streams_moderation_actions_total") == len(good)
     lag = {labels: v for (name, labels), v in metrics.items() if name == "streams_consumer_lag"}
     assert lag and all(value >= 0 for value in lag.values())
