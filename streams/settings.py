@@ -78,7 +78,7 @@ ENV: list[tuple[str, str, str, str]] = [
         "Largest batch of records the producer sends to one partition in one request, bytes (Kafka's batch.size)",
     ),
     ("batch_size", "STREAMS_BATCH_SIZE", "64", "Posts per inference micro-batch"),
-    ("batch_linger_s", "STREAMS_BATCH_LINGER_S", "0.05", "Longest wait for a micro-batch to fill, seconds"),
+    ("batch_linger_s", "STREAMS_BATCH_LINGER_S", "0.02", "Longest wait for a micro-batch to fill, seconds"),
     (
         "batches_in_flight",
         "STREAMS_BATCHES_IN_FLIGHT",
