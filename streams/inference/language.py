@@ -90,6 +90,11 @@ def _identifier() -> LanguageIdentifier:
     return identifier
 
 
+def load_identifier() -> None:
+    """Load the identifier now: it takes 0.6-1 s, which the first batch of posts would otherwise wait."""
+    _identifier()
+
+
 def detect_language(text: str) -> str:
     """ISO 639-1 code of the text's language, or ``und`` when it has no letters.
 

@@ -30,6 +30,7 @@ from streams.batches import batch_loop
 from streams.commits import gated
 from streams.errors import InvalidPost, Reason, Stage
 from streams.faust_compat import processing
+from streams.inference.language import load_identifier
 from streams.ingest.dedupe import SeenPosts
 from streams.ingest.enrich import enrich_batch
 from streams.ingest.parse import RawPost, parse_post
@@ -196,6 +197,7 @@ class EnrichAgent:
 def install_enrich(runtime: Runtime) -> EnrichAgent:
     settings = runtime.settings
     agent = EnrichAgent(runtime)
+    load_identifier()  # before the worker joins its group, not in the first batch's time
     source = runtime.topics[settings.topic_raw]
     loop = batch_loop(runtime, "enrich", settings.batches_in_flight)
 

@@ -31,7 +31,7 @@ from streams.batches import batch_loop
 from streams.commits import gated
 from streams.errors import InvalidPost, Reason, Stage
 from streams.faust_compat import processing
-from streams.inference.language import detect_language, is_supported
+from streams.inference.language import detect_language, is_supported, load_identifier
 from streams.inference.moderation import decide
 from streams.inference.session import Prediction, TextModel
 from streams.media.analyse import ItemOutcome, MediaAnalyser
@@ -214,6 +214,7 @@ def install_media(runtime: Runtime) -> MediaAgent:
     vision = VisionModels(s.vision_model_dir, s.model_threads)
     runtime.metrics.model_info.info({"text": runtime.model.manifest.tag, "vision": vision.tag})
     agent = MediaAgent(runtime, vision)
+    load_identifier()  # for OCR texts: loaded before the first request, not in its time
     source = runtime.topics[media_requests_topic(s.app_id)]
     loop = batch_loop(runtime, "media")
 

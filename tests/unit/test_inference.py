@@ -245,6 +245,16 @@ def test_a_post_in_another_language_is_marked_unsupported_and_never_blocked(text
     assert "explanation" in spanish["moderation"]
 
 
+def test_the_enrich_agent_loads_the_language_identifier_before_its_first_batch(text_model: TextModel) -> None:
+    from streams.app import build_runtime
+    from streams.inference import language
+    from streams.settings import Settings
+
+    language._identifier.cache_clear()
+    build_runtime(Settings.from_env({"STREAMS_AGENTS": "enrich", "STREAMS_DEV_MODE": "1"}), text_model)
+    assert language._identifier.cache_info().currsize == 1  # the first post finds it loaded
+
+
 def test_cuda_is_used_where_the_runtime_has_it_and_the_cpu_otherwise_with_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
