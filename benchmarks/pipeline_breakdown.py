@@ -508,7 +508,8 @@ def paced_latency(  # type: ignore[no-untyped-def]
     warm_up, measured = fresh[: int(rate * warm_up_s)], fresh[int(rate * warm_up_s) :]
     produce(bootstrap, settings.topic_raw, warm_up, rate=rate)
     stages = [("streams_enrich_stage_seconds", f'stage="{stage}"') for stage in ENRICH_STAGES]
-    names = [("streams_end_to_end_seconds", ""), ("streams_event_loop_lag_seconds", ""), *stages]
+    names = [("streams_end_to_end_seconds", ""), ("streams_event_loop_lag_seconds", ""), *stages,
+             ("streams_gc_pause_seconds", "")]  # fmt: skip
     before = {name: histogram(ports, *name) for name in names}
     produce(bootstrap, settings.topic_raw, measured, rate=rate)
     time.sleep(3)  # the last posts' outputs
@@ -518,6 +519,7 @@ def paced_latency(  # type: ignore[no-untyped-def]
         delta = {bound: after[bound] - before[name].get(bound, 0.0) for bound in after}
         quantiles[name] = {q: quantile(delta, q) for q in (0.5, 0.9, 0.99)}
         quantiles[name][1.0] = longest(delta)
+        quantiles[name]["count"] = delta.get(float("inf"), 0.0)
     return len(measured), len(fresh), quantiles
 
 
@@ -627,6 +629,9 @@ def main() -> None:
     p50, p90, p99, worst = (latency[("streams_event_loop_lag_seconds", "")][q] * 1000 for q in (0.5, 0.9, 0.99, 1.0))
     print(f"Event-loop lag meanwhile (a 50 ms sleep's overshoot): p50 {p50:.1f} ms, p90 {p90:.1f} ms, "
           f"p99 {p99:.1f} ms, longest <= {worst:.0f} ms")  # fmt: skip
+    pauses = latency[("streams_gc_pause_seconds", "")]
+    print(f"Garbage collections meanwhile (both workers, every generation): {pauses['count']:.0f}, "
+          f"p99 {pauses[0.99] * 1000:.1f} ms, longest <= {pauses[1.0] * 1000:.0f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":

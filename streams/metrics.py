@@ -72,6 +72,14 @@ class Metrics:
             buckets=LOOP_LAG_BUCKETS,
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "streams_gc_pause_seconds",
+            "Each collection of the interpreter's cyclic garbage collector, by generation: it holds the GIL, "
+            "so the event loop and the inference thread both wait it out",
+            ["generation"],
+            buckets=LOOP_LAG_BUCKETS,
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "streams_consumer_lag",
             "Records not yet committed, per assigned partition",

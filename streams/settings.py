@@ -261,6 +261,12 @@ ENV: list[tuple[str, str, str, str]] = [
         "uvloop",
         "The worker's event loop: uvloop (libuv; less CPU per Kafka record) or asyncio (the standard library's)",
     ),
+    (
+        "gc_young_threshold",
+        "STREAMS_GC_YOUNG_THRESHOLD",
+        "10000",
+        "Objects the interpreter lets accumulate before it collects its young generation (Python's default: 700)",
+    ),
 ]
 
 Guarantee = Literal["at_least_once", "exactly_once"]
@@ -352,6 +358,7 @@ class Settings:
     sink_batch_s: float
     log_level: str
     event_loop: str
+    gc_young_threshold: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -400,6 +407,9 @@ class Settings:
             "STREAMS_EVENT_LOOP",
             "is uvloop, which is not installed here (pip install uvloop; it has no Windows build): "
             "install it or set asyncio",
+        )
+        _require(
+            100 <= self.gc_young_threshold <= 1_000_000, "STREAMS_GC_YOUNG_THRESHOLD", "must be between 100 and 1000000"
         )
         for var, value in (
             ("STREAMS_REVIEW_THRESHOLD", self.review_threshold),

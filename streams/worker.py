@@ -8,6 +8,7 @@ from typing import Any
 
 import faust
 
+from streams import collector
 from streams.app import build_runtime
 from streams.runtime import Runtime
 from streams.settings import Settings
@@ -48,6 +49,8 @@ def run_worker(settings: Settings) -> int:
     use_event_loop(settings.event_loop)
     ensure_topics(settings)
     runtime = build_runtime(settings)
+    # Last before the loop starts: what was built so far lives as long as the worker.
+    collector.tune(settings.gc_young_threshold, runtime.metrics.gc_pause)
     worker = Worker(runtime, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -33,6 +33,7 @@ def test_defaults_are_valid() -> None:
         ({"STREAMS_MEDIA_MAX_ITEMS": "0"}, "STREAMS_MEDIA_MAX_ITEMS must be between 1 and 32"),
         ({"STREAMS_MEDIA_ANALYSIS": "yes"}, "STREAMS_MEDIA_ANALYSIS='yes' is not a valid int"),
         ({"STREAMS_EVENT_LOOP": "trio"}, "STREAMS_EVENT_LOOP must be one of uvloop, asyncio"),
+        ({"STREAMS_GC_YOUNG_THRESHOLD": "0"}, "STREAMS_GC_YOUNG_THRESHOLD must be between 100 and 1000000"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], message: str) -> None:
