@@ -4,7 +4,7 @@ CPython collects its youngest generation each time 700 more container objects
 are alive than at the last collection. A worker keeps a batch or two of posts
 in flight (their records, futures, Faust events: thousands of objects), so it
 collected about 20 times a second, promoted whatever was in flight to the older
-generations, and so ran a full collection every few seconds with every agent:
+generations, and so ran a full collection every 10-15 s with every agent:
 each scanned the whole heap (some 250,000 objects: the libraries' own, the
 model's, the tables'), 100-220 ms with the GIL held, which stopped the event
 loop and the inference thread at once and made the slowest posts' latency.
