@@ -24,9 +24,16 @@ def assert_exactly_once(records: list[tuple[bytes | None, dict]], expected_keys:
     assert max(counts.values()) == 1, [k for k, c in counts.items() if c > 1][:5]
 
 
+def insulting(pair: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
+    """The post with an insult added: one for moderation to flag."""
+    post = orjson.loads(pair[1])
+    post["text"] += " you stupid worthless idiot, shut up"
+    return pair[0], orjson.dumps(post)
+
+
 def test_every_input_comes_out_once_as_enriched_post_or_dead_letter(pipeline: Pipeline) -> None:
     pipeline.start_worker()
-    good = synthetic(300, seed=1)
+    good = [insulting(pair) if index % 20 == 0 else pair for index, pair in enumerate(synthetic(300, seed=1))]
     bad, reasons = bad_messages(len(CASES) * 2)
     replayed = random.Random(3).sample(good, 25)  # the same ids again: published once
     mixed = good + bad + replayed
@@ -58,7 +65,13 @@ def test_every_input_comes_out_once_as_enriched_post_or_dead_letter(pipeline: Pi
     flagged = pipeline.consume("flagged", 0, timeout_s=10, settle_s=1)
     validate_all("posts.flagged", [record for _, record in flagged])
     expected_flagged = {k for k, r in enriched if r["moderation"]["action"] != "allow"}
-    assert {k for k, _ in flagged} == expected_flagged
+    assert expected_flagged and {k for k, _ in flagged} == expected_flagged
+    # Explained after the batch's other posts were published, but before its own records.
+    by_key = dict(enriched)
+    for key, record in flagged:
+        explanation = record["moderation"]["explanation"]
+        assert explanation["method"] == "occlusion" and explanation["head"] in record["moderation"]["reasons"]
+        assert by_key[key]["moderation"] == record["moderation"]
 
 
 def test_invalid_utf8_is_dead_lettered_with_its_bytes_in_base64(pipeline: Pipeline) -> None:
