@@ -490,6 +490,7 @@ def quantile(buckets: dict[float, float], q: float) -> float:
     return lower
 
 
+GENERATIONS = {"0": "young", "1": "middle", "2": "full"}
 ENRICH_STAGES = ("waiting", "model", "explain", "publish")  # explain: flagged posts only
 
 
@@ -508,8 +509,9 @@ def paced_latency(  # type: ignore[no-untyped-def]
     warm_up, measured = fresh[: int(rate * warm_up_s)], fresh[int(rate * warm_up_s) :]
     produce(bootstrap, settings.topic_raw, warm_up, rate=rate)
     stages = [("streams_enrich_stage_seconds", f'stage="{stage}"') for stage in ENRICH_STAGES]
+    collections = [("streams_gc_pause_seconds", f'generation="{g}"') for g in GENERATIONS]
     names = [("streams_end_to_end_seconds", ""), ("streams_event_loop_lag_seconds", ""), *stages,
-             ("streams_gc_pause_seconds", "")]  # fmt: skip
+             ("streams_gc_pause_seconds", ""), *collections]  # fmt: skip
     before = {name: histogram(ports, *name) for name in names}
     produce(bootstrap, settings.topic_raw, measured, rate=rate)
     time.sleep(3)  # the last posts' outputs
@@ -633,8 +635,14 @@ def main() -> None:
     print(f"Event-loop lag meanwhile (a 50 ms sleep's overshoot): p50 {p50:.1f} ms, p90 {p90:.1f} ms, "
           f"p99 {p99:.1f} ms, longest <= {worst:.0f} ms")  # fmt: skip
     pauses = latency[("streams_gc_pause_seconds", "")]
+    by_generation = {
+        name: latency[("streams_gc_pause_seconds", f'generation="{g}"')] for g, name in GENERATIONS.items()
+    }
+    each = ", ".join(
+        f"{name} {q['count']:.0f} (longest <= {q[1.0] * 1000:.0f} ms)" for name, q in by_generation.items()
+    )
     print(f"Garbage collections meanwhile (both workers, every generation): {pauses['count']:.0f}, "
-          f"p99 {pauses[0.99] * 1000:.1f} ms, longest <= {pauses[1.0] * 1000:.0f} ms")  # fmt: skip
+          f"p99 {pauses[0.99] * 1000:.1f} ms, longest <= {pauses[1.0] * 1000:.0f} ms; {each}")  # fmt: skip
 
 
 if __name__ == "__main__":
