@@ -33,7 +33,7 @@ One local broker (on the same cores, as in the demo), the same real tweets
    p50, p90 and p99 of ``streams_end_to_end_seconds``
    (append to posts.raw -> enriched record acknowledged), from the histogram's buckets,
    the same split into the enrich agent's steps (``streams_enrich_stage_seconds``:
-   waiting for a micro-batch, model, explain (flagged posts), publish), and the event loop's lag meanwhile
+   waiting for a micro-batch, model, publish), and the event loop's lag meanwhile
    (``streams_event_loop_lag_seconds``).
 
 ``--pipeline-only`` runs 3, 4 and 6 alone: for comparing two versions of the code
@@ -491,7 +491,7 @@ def quantile(buckets: dict[float, float], q: float) -> float:
 
 
 GENERATIONS = {"0": "young", "1": "middle", "2": "full"}
-ENRICH_STAGES = ("waiting", "model", "explain", "publish")  # explain: flagged posts only
+ENRICH_STAGES = ("waiting", "model", "publish")
 
 
 def paced_latency(  # type: ignore[no-untyped-def]
@@ -626,10 +626,7 @@ def main() -> None:
           f"of the same ({paced} posts): "
           f"p50 {p50:.0f} ms, p90 {p90:.0f} ms, p99 {p99:.0f} ms")  # fmt: skip
     stage_ms = {stage: latency[("streams_enrich_stage_seconds", f'stage="{stage}"')] for stage in ENRICH_STAGES}
-    named = {"explain": "explain (flagged posts)"}
-    steps = ", ".join(
-        f"{named.get(name, name)} {q[0.5] * 1000:.0f} / {q[0.99] * 1000:.0f} ms" for name, q in stage_ms.items()
-    )
+    steps = ", ".join(f"{name} {q[0.5] * 1000:.0f} / {q[0.99] * 1000:.0f} ms" for name, q in stage_ms.items())
     print(f"Each post's time in the enrich agent's steps, p50 / p99: {steps}")
     p50, p90, p99, worst = (latency[("streams_event_loop_lag_seconds", "")][q] * 1000 for q in (0.5, 0.9, 0.99, 1.0))
     print(f"Event-loop lag meanwhile (a 50 ms sleep's overshoot): p50 {p50:.1f} ms, p90 {p90:.1f} ms, "

@@ -60,8 +60,8 @@ class Metrics:
         self.enrich_stage_seconds = Histogram(
             "streams_enrich_stage_seconds",
             "Each enriched post's time in each step of the enrich agent: waiting (append to posts.raw until its "
-            "micro-batch is taken), model (until the batch's scores are ready), explain (flagged posts only: until "
-            "the words behind the flag are known), publish (until the post's outputs are acknowledged)",
+            "micro-batch is taken), model (until the batch's scores and explanations are ready), publish (until "
+            "every output of the batch is acknowledged)",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,

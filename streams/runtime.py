@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,7 +28,6 @@ from streams.commits import CommitGate
 from streams.errors import InvalidPost
 from streams.inference.moderation import Thresholds
 from streams.inference.session import TextModel
-from streams.inference.thread import InferenceThread
 from streams.metrics import Metrics
 from streams.privacy.policy import PrivacyPolicy
 from streams.records import Source, dead_letter
@@ -136,8 +136,9 @@ class Runtime:
     # The model's per-head thresholds with the settings' in their place; resolved
     # at start, so a pair that contradicts the model fails before any post is read.
     thresholds: Thresholds = field(init=False)
-    # One inference thread per worker, batches' predictions before flagged posts' explanations.
-    executor: InferenceThread = field(default_factory=InferenceThread)
+    # One inference thread per worker: ONNX Runtime parallelises inside a
+    # batch, and a second concurrent batch would only compete for the cores.
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "inference"))
 
     def __post_init__(self) -> None:
         self.thresholds = Thresholds.resolve(

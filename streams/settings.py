@@ -82,9 +82,8 @@ ENV: list[tuple[str, str, str, str]] = [
     (
         "batches_in_flight",
         "STREAMS_BATCHES_IN_FLIGHT",
-        "4",
-        "Micro-batches the enrich agent works on at once: the next in the model while the last is published, "
-        "and later ones past a flagged post that waits for its explanation",
+        "2",
+        "Micro-batches the enrich agent works on at once: the next in the model while the last is published",
     ),
     ("model_dir", "STREAMS_MODEL_DIR", str(DEFAULT_MODEL_DIR), "Model folder the worker serves"),
     ("model_threads", "STREAMS_MODEL_THREADS", "1", "ONNX Runtime intra-op threads per worker"),

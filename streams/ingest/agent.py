@@ -9,14 +9,8 @@ for good the batch is never committed. A crash repeats work, never loses it.
 
 Up to ``STREAMS_BATCHES_IN_FLIGHT`` batches are processed at once: the next
 batch is validated and waits for the model while the one before is published.
-Batches publish in the order they were taken (``Turns``), and a post whose copy
-is still in flight counts as a duplicate, as one already enriched does.
-
-A flagged post is explained after its batch's other posts are published, at the
-inference thread's lower priority (``streams.inference.thread``): its extra
-model rows hold back neither its batch-mates nor the batches behind it, and its
-records follow theirs. The batch is done (and its offsets may be committed)
-once they too are acknowledged.
+Batches still publish in the order they were taken (``Turns``), and a post
+whose copy is still in flight counts as a duplicate, as one already enriched does.
 """
 
 from __future__ import annotations
@@ -25,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +32,7 @@ from streams.errors import InvalidPost, Reason, Stage
 from streams.faust_compat import processing
 from streams.inference.language import load_identifier
 from streams.ingest.dedupe import SeenPosts
-from streams.ingest.enrich import Enriched, Scored, explained, score_batch
+from streams.ingest.enrich import enrich_batch
 from streams.ingest.parse import RawPost, parse_post
 from streams.media.agent import media_request
 from streams.metrics import batch_class
@@ -62,23 +56,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass
-class Turn:
-    """One batch's place in the publishing order."""
-
-    before: asyncio.Event | None
-    mine: asyncio.Event
-
-    async def wait(self) -> None:
-        """Returns once every batch taken before has published (or given up)."""
-        if self.before is not None:
-            await self.before.wait()
-
-    def done(self) -> None:
-        """Later batches may publish now (at the latest when the batch ends)."""
-        self.mine.set()
-
-
 class Turns:
     """Lets batches processed at once publish in the order they were taken."""
 
@@ -86,13 +63,18 @@ class Turns:
         self.last: asyncio.Event | None = None
 
     @contextlib.asynccontextmanager
-    async def take(self) -> AsyncIterator[Turn]:
-        turn = Turn(self.last, asyncio.Event())
-        self.last = turn.mine
+    async def take(self) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+        """Yields ``wait``, which returns once every batch taken before has published (or given up)."""
+        before, mine = self.last, asyncio.Event()
+        self.last = mine
+
+        async def wait() -> bool:
+            return await before.wait() if before is not None else True
+
         try:
-            yield turn
+            yield wait
         finally:
-            turn.done()
+            mine.set()
 
 
 class EnrichAgent:
@@ -126,47 +108,28 @@ class EnrichAgent:
             valid.append((event, post))
         return valid, dead
 
-    async def enrich(self, valid: list[tuple[EventT, RawPost]]) -> tuple[list[Output], list[tuple[EventT, Scored]]]:
-        """The outputs of the posts moderation allows (and of model errors), and the flagged posts."""
+    async def enrich(self, valid: list[tuple[EventT, RawPost]]) -> list[Output]:
         posts = [post for _, post in valid]
         loop = asyncio.get_running_loop()
         results, seconds = await loop.run_in_executor(
-            self.rt.executor, score_batch, self.rt.model, posts, self.rt.thresholds, self.rt.privacy
+            self.rt.executor, enrich_batch, self.rt.model, posts, self.rt.thresholds, self.rt.privacy
         )
         self.metrics.inference_seconds.labels(self.rt.model.manifest.tag, batch_class(len(posts))).observe(seconds)
         self.metrics.batch_size.observe(len(posts))
         outputs: list[Output] = []
-        flagged: list[tuple[EventT, Scored]] = []
         for (event, post), result in zip(valid, results, strict=True):
-            if isinstance(result, Scored):
-                flagged.append((event, result))
-            else:
-                outputs += self.outputs_of(event, post, result)
-        return outputs, flagged
-
-    async def explain(self, flagged: list[tuple[EventT, Scored]]) -> list[Output]:
-        """The flagged posts' outputs, each explained when the inference thread has no batch waiting."""
-        model, privacy, thread = self.rt.model, self.rt.privacy, self.rt.executor
-        futures = [asyncio.wrap_future(thread.submit_deferred(explained, model, post, privacy)) for _, post in flagged]
-        results = await asyncio.gather(*futures)
-        return [
-            output
-            for (event, scored), result in zip(flagged, results, strict=True)
-            for output in self.outputs_of(event, scored.post, result)
-        ]
-
-    def outputs_of(self, event: EventT, post: RawPost, result: Enriched) -> list[Output]:
-        if result.record is None:
-            assert result.error is not None
-            return [self.dead(event, result.error)]
-        key = post.id.encode()
-        outputs = [Output(self.settings.topic_enriched, key, result.record, event, post.id)]
-        self.metrics.moderation.labels(result.record["moderation"]["action"]).inc()
-        if result.flagged is not None:
-            outputs.append(Output(self.settings.topic_flagged, key, result.flagged, event))
-        request = media_request(result.record) if self.settings.media_analysis else None
-        if request is not None:  # for the media agents, wherever they run
-            outputs.append(Output(media_requests_topic(self.settings.app_id), key, request, event))
+            if result.record is None:
+                assert result.error is not None
+                outputs.append(self.dead(event, result.error))
+                continue
+            key = post.id.encode()
+            outputs.append(Output(self.settings.topic_enriched, key, result.record, event, post.id))
+            self.metrics.moderation.labels(result.record["moderation"]["action"]).inc()
+            if result.flagged is not None:
+                outputs.append(Output(self.settings.topic_flagged, key, result.flagged, event))
+            request = media_request(result.record) if self.settings.media_analysis else None
+            if request is not None:  # for the media agents, wherever they run
+                outputs.append(Output(media_requests_topic(self.settings.app_id), key, request, event))
         return outputs
 
     async def publish(self, outputs: list[Output]) -> None:
@@ -200,48 +163,30 @@ class EnrichAgent:
             appended_ms = output.event.message.timestamp * 1000
             self.metrics.end_to_end_seconds.observe(max(0.0, (now_ms() - appended_ms) / 1000))
 
-    def observe_stages(
-        self, events: list[EventT], taken: float, modelled: float, published: float, explained: float | None = None
-    ) -> None:
-        """Where each enriched post's latency went (streams_enrich_stage_seconds); ``explained``:
-        when flagged posts had their explanations (from the model's end, time in ``explain``)."""
+    def observe_stages(self, events: list[EventT], taken: float, modelled: float, published: float) -> None:
+        """Where each enriched post's latency went (streams_enrich_stage_seconds)."""
         stages = self.metrics.enrich_stage_seconds
         waiting, model, publish = stages.labels("waiting"), stages.labels("model"), stages.labels("publish")
-        explain = stages.labels("explain")
         for event in events:
             waiting.observe(max(0.0, taken - event.message.timestamp))
             model.observe(modelled - taken)
-            if explained is not None:
-                explain.observe(explained - modelled)
-            publish.observe(published - (explained or modelled))
+            publish.observe(published - modelled)
 
     async def process(self, events: list[EventT]) -> None:
         taken = time.time()
-        flagged: list[tuple[EventT, Scored]] = []
-        async with self.turns.take() as turn:
+        async with self.turns.take() as my_turn:
             valid, outputs = self.triage(events)
             ids = {post.id for _, post in valid}
             self.in_flight |= ids
             try:
                 if valid:
-                    ready, flagged = await self.enrich(valid)
-                    outputs += ready
+                    outputs += await self.enrich(valid)
                 modelled = time.time()
-                await turn.wait()
+                await my_turn()
                 await self.publish(outputs)
-                turn.done()  # later batches may publish: this batch's flagged posts follow theirs
-                published = time.time()
-                if flagged:
-                    explanations = await self.explain(flagged)
-                    explained_at = time.time()
-                    await self.publish(explanations)
             finally:
                 self.in_flight -= ids
-        explained_ids = {id(event) for event, _ in flagged}
-        prompt = [event for event, _ in valid if id(event) not in explained_ids]
-        self.observe_stages(prompt, taken, modelled, published)
-        if flagged:
-            self.observe_stages([event for event, _ in flagged], taken, modelled, time.time(), explained_at)
+        self.observe_stages([event for event, _ in valid], taken, modelled, time.time())
         progress = self.rt.progress
         for event in events:
             progress.record(event.message.partition, event.message.offset)

@@ -66,7 +66,7 @@ def test_every_input_comes_out_once_as_enriched_post_or_dead_letter(pipeline: Pi
     validate_all("posts.flagged", [record for _, record in flagged])
     expected_flagged = {k for k, r in enriched if r["moderation"]["action"] != "allow"}
     assert expected_flagged and {k for k, _ in flagged} == expected_flagged
-    # Explained after the batch's other posts were published, but before its own records.
+    # Each flagged post names the words behind its flag, the same on both topics.
     by_key = dict(enriched)
     for key, record in flagged:
         explanation = record["moderation"]["explanation"]

@@ -245,32 +245,6 @@ def test_a_post_in_another_language_is_marked_unsupported_and_never_blocked(text
     assert "explanation" in spanish["moderation"]
 
 
-def test_a_flagged_post_waits_for_its_explanation_and_the_others_do_not(text_model: TextModel) -> None:
-    from streams.inference.moderation import Thresholds
-    from streams.ingest.enrich import Scored, enrich_batch, explained, score_batch
-    from streams.ingest.parse import parse_post
-    from streams.privacy.policy import PrivacyPolicy
-
-    texts = ["what a lovely morning with friends", "you are a stupid idiot, shut up"]
-    posts = [
-        parse_post(orjson.dumps({"id": str(i), "user_id": "u", "text": t, "created_at": 0}), 1 << 20)
-        for i, t in enumerate(texts)
-    ]
-    thresholds, privacy = Thresholds.uniform(0.5, 0.9), PrivacyPolicy.create(b"k" * 16, "", "")
-    (allowed, flagged), _ = score_batch(text_model, posts, thresholds, privacy)
-    assert not isinstance(allowed, Scored) and allowed.record is not None and allowed.flagged is None
-    assert allowed.record["moderation"]["action"] == "allow"
-    assert isinstance(flagged, Scored) and flagged.decision.action != "allow" and not flagged.decision.explanation
-
-    later = explained(text_model, flagged, privacy)
-    assert later.record is not None and later.flagged is not None
-    at_once = enrich_batch(text_model, posts, thresholds, privacy)[0][1].record
-    assert at_once is not None
-    assert later.record["moderation"] == at_once["moderation"]  # the same decision and words as in one step
-    assert later.record["moderation"]["explanation"]["method"] == "occlusion"
-    assert later.flagged["moderation"] == later.record["moderation"]
-
-
 def test_the_enrich_agent_loads_the_language_identifier_before_its_first_batch(text_model: TextModel) -> None:
     from streams.app import build_runtime
     from streams.inference import language

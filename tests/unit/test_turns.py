@@ -13,9 +13,9 @@ def test_a_later_batch_publishes_only_after_every_batch_before_it() -> None:
     published: list[str] = []
 
     async def batch(turns: Turns, name: str, model_s: float) -> None:
-        async with turns.take() as turn:
+        async with turns.take() as my_turn:
             await asyncio.sleep(model_s)  # the model: the later batch is done with it first
-            await turn.wait()
+            await my_turn()
             published.append(name)
 
     async def main() -> None:
@@ -35,8 +35,8 @@ def test_a_batch_that_failed_does_not_hold_the_next_one_forever() -> None:
             raise TimeoutError("send timed out")
 
     async def next_one(turns: Turns) -> None:
-        async with turns.take() as turn:
-            await turn.wait()
+        async with turns.take() as my_turn:
+            await my_turn()
             published.append("next")
 
     async def main() -> None:
@@ -49,28 +49,3 @@ def test_a_batch_that_failed_does_not_hold_the_next_one_forever() -> None:
 
     asyncio.run(main())
     assert published == ["next"]
-
-
-def test_a_batch_that_ends_its_turn_early_lets_the_next_one_publish_before_it_ends() -> None:
-    """A batch with a flagged post publishes its other posts, ends its turn, then explains the flagged one."""
-    published: list[str] = []
-
-    async def with_a_flagged_post(turns: Turns) -> None:
-        async with turns.take() as turn:
-            await turn.wait()
-            published.append("first, allowed posts")
-            turn.done()
-            await asyncio.sleep(0.05)  # the explanation
-            published.append("first, flagged post")
-
-    async def next_one(turns: Turns) -> None:
-        async with turns.take() as turn:
-            await turn.wait()
-            published.append("second")
-
-    async def main() -> None:
-        turns = Turns()
-        await asyncio.gather(with_a_flagged_post(turns), next_one(turns))
-
-    asyncio.run(main())
-    assert published == ["first, allowed posts", "second", "first, flagged post"]
