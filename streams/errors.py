@@ -7,6 +7,13 @@
 
 An ``InvalidPost`` never stops the worker: it becomes a record on the
 dead-letter topic. The other errors stop start-up with one clear line.
+
+The failure policy, by kind (``streams.batches.is_environment_failure``): a failure of the
+environment (the broker unreachable, a delivery timeout, a fenced producer)
+fails the batch and the worker exits for its supervisor to restart it; any
+other exception raised on a record is deterministic (it would be raised again
+on the same bytes) and makes that record a dead letter with its stage and
+reason ``processing_failure``, and the partition moves on.
 """
 
 from __future__ import annotations
@@ -20,7 +27,12 @@ class Stage(StrEnum):
     PARSE = "parse"
     VALIDATE = "validate"
     INFERENCE = "inference"
+    ENRICH = "enrich"  # building the enriched record, after the model
     PUBLISH = "publish"
+    FANOUT = "fanout"  # the fan-out to profiles and trends (posts.enriched, control.erasure)
+    PROFILES = "profiles"
+    TRENDS = "trends"
+    MEDIA = "media"
 
 
 class Reason(StrEnum):
@@ -36,6 +48,7 @@ class Reason(StrEnum):
     INVALID_TIMESTAMP = "invalid_timestamp"
     EMPTY_TEXT = "empty_text"
     MODEL_FAILURE = "model_failure"
+    PROCESSING_FAILURE = "processing_failure"  # a step raised on this record alone: it would again
 
 
 class StreamsError(Exception):
@@ -58,3 +71,4 @@ class InvalidPost(StreamsError):
         self.reason = reason
         self.stage = stage
         self.message = message
+

@@ -41,6 +41,18 @@ class Metrics:
         self.posts_in = Counter("streams_posts_in_total", "Messages read", ["topic"], registry=r)
         self.posts_out = Counter("streams_posts_out_total", "Records published", ["topic"], registry=r)
         self.dead_letters = Counter("streams_dead_letters_total", "Dead-lettered messages", ["reason"], registry=r)
+        self.limits_hit = Counter(
+            "streams_limits_hit_total",
+            "Inputs cut to a limit (hashtags, internal_message, dead_letter_original, image_pixels, ...)",
+            ["limit"],
+            registry=r,
+        )
+        self.records_failed = Counter(
+            "streams_records_failed_total",
+            "Records a stage failed on for good (dead-lettered; the partition moves on), per stage",
+            ["stage"],
+            registry=r,
+        )
         self.duplicates = Counter("streams_duplicates_skipped_total", "Posts skipped as already seen", registry=r)
         self.moderation = Counter("streams_moderation_actions_total", "Moderation actions", ["action"], registry=r)
         self.inference_seconds = Histogram(

@@ -7,8 +7,8 @@ agents call them, the tests call them without a broker.
 from __future__ import annotations
 
 import base64
+import hashlib
 import datetime as dt
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,6 @@ from streams.ingest.parse import RawPost
 from streams.terms import post_terms
 
 SCHEMA_VERSION = 1
-_HASHTAG = re.compile(r"(?<![\w#])#(\w{1,100})")
 
 
 @dataclass(frozen=True)
@@ -37,9 +36,9 @@ def iso_utc(epoch_ms: int) -> str:
 
 
 def hashtags_of(post: RawPost) -> list[str]:
-    """Hashtags given with the post, else found in its text; case-folded, unique, in order."""
-    tags = post.fields.get("hashtags") or _HASHTAG.findall(post.text)
-    return list(dict.fromkeys(tag.lstrip("#").casefold() for tag in tags if tag.strip("# ")))
+    """Hashtags given with the post, else found in its text; case-folded, unique, in order, capped
+    (``streams.ingest.parse.InputLimits``)."""
+    return list(post.hashtags)
 
 
 def normalised_post(post: RawPost, user: str) -> dict[str, Any]:
@@ -99,7 +98,12 @@ def moderation_of(decision: Decision) -> dict[str, Any]:
 
 
 def dead_letter(
-    error: InvalidPost, source: Source, original: bytes | None, received_ms: int, user_id_pseudonymised: bool = False
+    error: InvalidPost,
+    source: Source,
+    original: bytes | None,
+    received_ms: int,
+    user_id_pseudonymised: bool = False,
+    max_original_bytes: int = 1 << 20,
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -112,17 +116,31 @@ def dead_letter(
         },
         "received_at": iso_utc(received_ms),
     }
-    record.update(original_payload(original))
+    record.update(original_payload(original, max_original_bytes))
     if user_id_pseudonymised:
         record["original_altered"] = "user_id pseudonymised"
     return record
 
 
-def original_payload(original: bytes | None) -> dict[str, Any]:
-    """The original bytes: as text when they are UTF-8, else base64."""
+def original_payload(original: bytes | None, max_bytes: int = 1 << 20) -> dict[str, Any]:
+    """The original bytes: as text when they are UTF-8, else base64; cut to ``max_bytes``.
+
+    A cut original keeps its whole size and sha256, so it can still be matched with
+    the producer's copy: a dead letter must fit one record, or it would stop its partition.
+    """
     if original is None:
         return {"original": None, "original_encoding": "none"}
+    payload: dict[str, Any] = {}
+    if len(original) > max_bytes:
+        payload = {"original_size": len(original), "original_sha256": hashlib.sha256(original).hexdigest()}
+        payload["original_truncated"] = True
+    kept = original[:max_bytes]
     try:
-        return {"original": original.decode("utf-8"), "original_encoding": "utf-8"}
+        # A cut may split the last character: only the whole original's encoding decides.
+        text = kept.decode("utf-8", errors="ignore" if payload else "strict")
+        if payload:
+            original.decode("utf-8")
+        payload.update(original=text, original_encoding="utf-8")
     except UnicodeDecodeError:
-        return {"original": base64.b64encode(original).decode("ascii"), "original_encoding": "base64"}
+        payload.update(original=base64.b64encode(kept).decode("ascii"), original_encoding="base64")
+    return payload

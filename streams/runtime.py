@@ -163,7 +163,12 @@ class Runtime:
         original, altered = self.privacy.dead_letter_original(event.value)
         message = event.message
         source = Source(message.topic, message.partition, message.offset, int(message.timestamp * 1000))
-        return dead_letter(error, source, original, int(time.time() * 1000), altered)
+        cut = original is not None and len(original) > self.settings.deadletter_original_bytes
+        if cut:
+            self.metrics.limits_hit.labels("dead_letter_original").inc()
+        return dead_letter(
+            error, source, original, int(time.time() * 1000), altered, self.settings.deadletter_original_bytes
+        )
 
     def raw_topic(self, name: str) -> TopicT:
         """A pipeline topic of raw bytes (JSON written and read by the agents)."""

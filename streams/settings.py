@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from streams.errors import SettingsError
+from streams.ingest.parse import InputLimits
 from streams.privacy.pseudonym import DEV_SECRET
 from streams.privacy.redact import parse_kinds
 from streams.terms import KINDS
@@ -124,6 +125,14 @@ ENV: list[tuple[str, str, str, str]] = [
         "Text longer than this is truncated for the model (the output keeps it whole)",
     ),
     ("max_message_bytes", "STREAMS_MAX_MESSAGE_BYTES", "1048576", "Larger raw messages are dead-lettered"),
+    ("max_hashtags", "STREAMS_MAX_HASHTAGS", "30", "Hashtags kept per post; the rest are left out (metric)"),
+    ("max_media", "STREAMS_MAX_MEDIA", "16", "Media items a post may carry; a post with more is dead-lettered"),
+    (
+        "deadletter_original_bytes",
+        "STREAMS_DEADLETTER_ORIGINAL_BYTES",
+        "1048576",
+        "Most bytes of an original kept in its dead letter; a longer one is cut (its sha256 and size kept)",
+    ),
     ("dedupe_ttl_s", "STREAMS_DEDUPE_TTL_S", "86400", "How long a post id is remembered, seconds"),
     (
         "review_threshold",
@@ -280,6 +289,9 @@ EVENT_LOOPS = ("uvloop", "asyncio")
 DEVICES = ("cpu", "cuda")
 # A batch is one record set to the broker: it must fit the broker's message.max.bytes (1 MiB by default).
 MAX_PRODUCER_BATCH_BYTES = 1_000_000
+# A raw post, or the original a dead letter keeps, is at most this: escaped as JSON (up to six
+# bytes a byte) it still fits the 8 MiB records the app's topics take (streams.runtime).
+MAX_INPUT_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -321,6 +333,9 @@ class Settings:
     media_cache_ttl_s: float
     max_text_chars: int
     max_message_bytes: int
+    max_hashtags: int
+    max_media: int
+    deadletter_original_bytes: int
     dedupe_ttl_s: int
     review_threshold: Threshold
     block_threshold: Threshold
@@ -394,6 +409,7 @@ class Settings:
             f"must be between 1024 and {MAX_PRODUCER_BATCH_BYTES} (a broker's default message.max.bytes)",
         )
         _require(self.batch_size >= 1, "STREAMS_BATCH_SIZE", "must be at least 1")
+        self.check_input_limits()
         self.check_media()
         _require(self.batch_linger_s > 0, "STREAMS_BATCH_LINGER_S", "must be above 0 (a batch must not wait forever)")
         _require(1 <= self.batches_in_flight <= 8, "STREAMS_BATCHES_IN_FLIGHT", "must be between 1 and 8")
@@ -449,6 +465,20 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"{var}: {exc}") from None
 
+    def check_input_limits(self) -> None:
+        _require(
+            1024 <= self.max_message_bytes <= MAX_INPUT_BYTES,
+            "STREAMS_MAX_MESSAGE_BYTES",
+            f"must be between 1024 and {MAX_INPUT_BYTES} (a post and its enrichment must fit one record)",
+        )
+        _require(1 <= self.max_hashtags <= 1000, "STREAMS_MAX_HASHTAGS", "must be between 1 and 1000")
+        _require(1 <= self.max_media <= 256, "STREAMS_MAX_MEDIA", "must be between 1 and 256")
+        _require(
+            0 <= self.deadletter_original_bytes <= MAX_INPUT_BYTES,
+            "STREAMS_DEADLETTER_ORIGINAL_BYTES",
+            f"must be between 0 and {MAX_INPUT_BYTES} (a dead letter must fit one record)",
+        )
+
     def check_media(self) -> None:
         _require(self.media_analysis in (0, 1), "STREAMS_MEDIA_ANALYSIS", "must be 0 or 1")
         _require(1 <= self.media_max_items <= 32, "STREAMS_MEDIA_MAX_ITEMS", "must be between 1 and 32")
@@ -483,6 +513,10 @@ class Settings:
         _require(1 <= self.trend_forecast_windows <= 60, "STREAMS_TREND_FORECAST_WINDOWS", "must be 1 to 60")
         _require(0 < self.topic_similarity < 1, "STREAMS_TOPIC_SIMILARITY", "must be between 0 and 1")
         _require(1 <= self.topic_max <= 1024, "STREAMS_TOPIC_MAX", "must be 1 to 1024")
+
+    @property
+    def input_limits(self) -> InputLimits:
+        return InputLimits(self.max_message_bytes, self.max_hashtags, self.max_media)
 
     @property
     def trend_kind_names(self) -> list[str]:

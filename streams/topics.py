@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiokafka.partitioner import murmur2
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -13,6 +15,23 @@ from kafka.errors import TopicAlreadyExistsError
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+# What one message between two agents may weigh: the internal topics Faust creates keep the
+# broker's default message.max.bytes (1 MiB), so a message is split well before it.
+INTERNAL_MESSAGE_BYTES = 512 * 1024
+T = TypeVar("T")
+
+
+def fitted(
+    items: list[T], encode: Callable[[list[T]], bytes], max_bytes: int = INTERNAL_MESSAGE_BYTES
+) -> list[tuple[list[T], bytes]]:
+    """``encode(items)``, split into as many messages as it takes for each to weigh at most
+    ``max_bytes``: (the items, their message) in order. One item heavier than that stays a
+    message of its own."""
+    value = encode(items)
+    if len(value) <= max_bytes or len(items) <= 1:
+        return [(items, value)]
+    half = len(items) // 2
+    return fitted(items[:half], encode, max_bytes) + fitted(items[half:], encode, max_bytes)
 
 
 @dataclass(frozen=True)

@@ -94,13 +94,16 @@ class EnrichAgent:
         valid: list[tuple[EventT, RawPost]] = []
         dead: list[Output] = []
         batch_ids: set[str] = set()
+        limits = self.settings.input_limits
         for event in events:
             self.metrics.posts_in.labels(event.message.topic).inc()
             try:
-                post = parse_post(event.value, self.settings.max_message_bytes)
+                post = parse_post(event.value, limits.max_bytes, limits)
             except InvalidPost as error:
                 dead.append(self.dead(event, error))
                 continue
+            for limit in post.capped:
+                self.metrics.limits_hit.labels(limit).inc()
             if post.id in batch_ids or post.id in self.in_flight or self.seen.seen(post.id):
                 self.metrics.duplicates.inc()
                 continue

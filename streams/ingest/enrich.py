@@ -61,14 +61,31 @@ def enrich_batch(
         if isinstance(prediction, InvalidPost):
             results.append(Enriched(None, prediction))
             continue
-        language = detect_language(post.text)
-        scores = {head: result.scores for head, result in prediction.heads.items()}
-        decision = explain_flag(model, post.text, decide(scores, thresholds, is_supported(language)), prediction)
-        timing = {"model_ms_per_post": per_post_ms, "batch_size": len(posts)}
-        user = privacy.pseudonymize(post.user_id)
-        record = enriched(post, user, prediction, decision, model.manifest.tag, timing, language)
-        flagged = None
-        if decision.action != ALLOW:
-            flagged = privacy.published(record, post.text, privacy.flagged_kinds)
-        results.append(Enriched(privacy.published(record, post.text, privacy.enriched_kinds), None, flagged))
+        try:
+            results.append(enrich_one(model, post, prediction, thresholds, privacy, len(posts), per_post_ms))
+        except Exception as exc:  # noqa: BLE001 - a post that breaks a step is dead-lettered, not the batch
+            message = f"enrichment failed: {exc!r}"[:500]
+            results.append(Enriched(None, InvalidPost(Reason.PROCESSING_FAILURE, message, Stage.ENRICH)))
     return results, model_seconds
+
+
+def enrich_one(
+    model: TextModel,
+    post: RawPost,
+    prediction: Prediction,
+    thresholds: Thresholds,
+    privacy: PrivacyPolicy,
+    batch_size: int,
+    per_post_ms: float,
+) -> Enriched:
+    """One post's records, from its prediction: moderation, language, privacy."""
+    language = detect_language(post.text)
+    scores = {head: result.scores for head, result in prediction.heads.items()}
+    decision = explain_flag(model, post.text, decide(scores, thresholds, is_supported(language)), prediction)
+    timing = {"model_ms_per_post": per_post_ms, "batch_size": batch_size}
+    user = privacy.pseudonymize(post.user_id)
+    record = enriched(post, user, prediction, decision, model.manifest.tag, timing, language)
+    flagged = None
+    if decision.action != ALLOW:
+        flagged = privacy.published(record, post.text, privacy.flagged_kinds)
+    return Enriched(privacy.published(record, post.text, privacy.enriched_kinds), None, flagged)

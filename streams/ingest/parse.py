@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,23 @@ METRIC_NAMES = ("likes", "reposts", "replies", "views")
 MAX_EPOCH_MS = 253_402_300_799_999
 
 
+DEFAULT_MAX_HASHTAGS = 30
+DEFAULT_MAX_MEDIA = 16
+# A hashtag is at most this long; longer ones are not tags (the text's own are found as \w{1,100}).
+MAX_HASHTAG_CHARS = 100
+_HASHTAG = re.compile(r"(?<![\w#])#(\w{1,100})")
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """How much one post may carry: every part of a post that grows with its input is bounded,
+    so one message cannot grow a worker's memory or an internal message without end."""
+
+    max_bytes: int = 1 << 20
+    max_hashtags: int = DEFAULT_MAX_HASHTAGS  # more are left out of the post (``capped``)
+    max_media: int = DEFAULT_MAX_MEDIA  # more make the post a dead letter
+
+
 @dataclass(frozen=True)
 class RawPost:
     id: str
@@ -36,6 +54,8 @@ class RawPost:
     text: str
     created_at_ms: int
     fields: dict[str, Any]  # every field of the input, unknown ones included
+    hashtags: tuple[str, ...] = ()  # given with the post, else found in its text; folded, unique, capped
+    capped: tuple[str, ...] = ()  # the limits this post went past (counted in a metric)
 
 
 def decode_json(data: bytes | None, max_bytes: int) -> dict[str, Any]:
@@ -118,7 +138,14 @@ def parse_timestamp(raw: Any) -> int:
         raise InvalidPost(Reason.INVALID_TIMESTAMP, f"'created_at' {raw[:64]!r} is not RFC 3339") from None
     if when.tzinfo is None:
         raise InvalidPost(Reason.INVALID_TIMESTAMP, f"'created_at' {raw[:64]!r} has no time-zone offset")
-    return int(when.timestamp() * 1000)
+    epoch_ms = int(when.timestamp() * 1000)
+    # An offset can carry a valid local time outside what UTC can write (9999-12-31T23:59-14:00
+    # is year 10000 in UTC): the output's created_at must be writable, so the range is in UTC.
+    if not 0 <= epoch_ms <= MAX_EPOCH_MS:
+        raise InvalidPost(
+            Reason.INVALID_TIMESTAMP, f"'created_at' {raw[:64]!r} is outside 1970-01-01 .. 9999-12-31 UTC"
+        )
+    return epoch_ms
 
 
 def _check_optional(value: dict[str, Any]) -> None:
@@ -140,7 +167,20 @@ def _check_optional(value: dict[str, Any]) -> None:
             raise InvalidPost(Reason.WRONG_TYPE, f"metrics.{name} must be a non-negative integer")
 
 
-def validate_post(value: dict[str, Any]) -> RawPost:
+def hashtags_in(value: dict[str, Any], text: str, limit: int) -> tuple[tuple[str, ...], bool]:
+    """The post's hashtags (case-folded, unique, in order) up to ``limit``; and whether it had more."""
+    given = value.get("hashtags") or _HASHTAG.findall(text)
+    tags: dict[str, None] = {}
+    for tag in given:
+        folded = tag.strip().lstrip("#").casefold()
+        if folded and len(folded) <= MAX_HASHTAG_CHARS and folded not in tags:
+            if len(tags) == limit:
+                return tuple(tags), True
+            tags[folded] = None
+    return tuple(tags), False
+
+
+def validate_post(value: dict[str, Any], limits: InputLimits = InputLimits()) -> RawPost:
     post_id = _identifier(value, "id")
     user_id = _identifier(value, "user_id")
     text = _text(value)
@@ -148,8 +188,13 @@ def validate_post(value: dict[str, Any]) -> RawPost:
         raise InvalidPost(Reason.MISSING_FIELD, "field 'created_at' is missing")
     created_at_ms = parse_timestamp(value["created_at"])
     _check_optional(value)
-    return RawPost(post_id, user_id, text, created_at_ms, value)
+    media = value.get("media") or []
+    if len(media) > limits.max_media:
+        raise InvalidPost(Reason.INVALID_VALUE, f"field 'media' holds {len(media)} items, limit {limits.max_media}")
+    hashtags, capped = hashtags_in(value, text, limits.max_hashtags)
+    return RawPost(post_id, user_id, text, created_at_ms, value, hashtags, ("hashtags",) if capped else ())
 
 
-def parse_post(data: bytes | None, max_bytes: int) -> RawPost:
-    return validate_post(decode_json(data, max_bytes))
+def parse_post(data: bytes | None, max_bytes: int, limits: InputLimits | None = None) -> RawPost:
+    limits = limits or InputLimits(max_bytes)
+    return validate_post(decode_json(data, max_bytes), limits)

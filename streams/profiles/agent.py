@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -29,13 +30,12 @@ from streams.ingest.parse import MAX_ID_CHARS
 from streams.profiles import envelopes
 from streams.profiles.fold import Profile, add_visual_tags, new_profile, published_profile, update_profile
 from streams.runtime import Runtime
-from streams.topics import compaction_config, key_partition, profiles_by_user_topic
+from streams.topics import compaction_config, fitted, key_partition, profiles_by_user_topic
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 1.0
 BATCH = 200
 LINGER_S = 0.1
-USERS_PER_MESSAGE = 100  # about 60 KB: far under the broker's record size limit
 
 
 def erasure_user(value: bytes | None) -> str:
@@ -61,9 +61,10 @@ class UserSender:
     """Collects posts' envelopes by (source partition, destination partition); ``flush`` sends
     each group as one message to the partition its users' keys go to."""
 
-    def __init__(self, topic: Any, partitions: int) -> None:
+    def __init__(self, topic: Any, partitions: int, on_split: Callable[[], None] = lambda: None) -> None:
         self.topic = topic
         self.partitions = partitions
+        self.on_split = on_split  # a group was too heavy for one message (counted)
         self.groups: dict[tuple[int, int], list[tuple[str, envelopes.Envelope]]] = defaultdict(list)
         self.last_event: dict[int, EventT] = {}  # source partition -> its latest event
 
@@ -76,9 +77,11 @@ class UserSender:
         """Send the groups collected so far; the pending sends."""
         pending = []
         for (source, destination), entries in self.groups.items():
-            for start in range(0, len(entries), USERS_PER_MESSAGE):
+            values = fitted(entries, envelopes.encode_users)
+            if len(values) > 1:
+                self.on_split()
+            for _, value in values:
                 with processing(self.last_event[source]):  # exactly-once: the source partition's transaction
-                    value = envelopes.encode_users(entries[start : start + USERS_PER_MESSAGE])
                     pending.append(await self.topic.send(value=value, partition=destination))
         self.groups.clear()
         return pending
@@ -113,7 +116,8 @@ class ProfilesAgent:
         of its source partition in exactly-once mode. An erasure request goes on its own,
         after the posts that came before it in the batch.
         """
-        users = UserSender(self.by_user, self.rt.settings.partitions)
+        split = self.rt.metrics.limits_hit.labels("internal_message").inc
+        users = UserSender(self.by_user, self.rt.settings.partitions, split)
         pending = []
         for event, post in zip(events, posts, strict=True):
             if event.message.topic == self.rt.settings.topic_erasure:

@@ -23,6 +23,8 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
+from streams.ingest.parse import METRIC_NAMES
+
 POST_FIELDS = ("created_at_ms", "sentiment", "moderation", "terms", "metrics", "language")
 
 
@@ -48,7 +50,10 @@ Envelope = PostEnvelope | MediaEnvelope | EraseEnvelope
 
 
 def post_envelope(post: dict[str, Any], partition: int, offset: int) -> PostEnvelope:
-    return {"kind": "post", "post": {name: post.get(name) for name in POST_FIELDS}, "source": (partition, offset)}
+    fields = {name: post.get(name) for name in POST_FIELDS}
+    if isinstance(fields["metrics"], dict):  # the contract's counts only: a post may carry any names
+        fields["metrics"] = {name: count for name, count in fields["metrics"].items() if name in METRIC_NAMES}
+    return {"kind": "post", "post": fields, "source": (partition, offset)}
 
 
 def media_envelope(tags: dict[str, float], at_ms: int, partition: int, offset: int) -> MediaEnvelope:

@@ -336,7 +336,7 @@ class Trends:
         topics_on = "topic" in s.trend_kind_names
         by_term = runtime.internal_topic(f"{s.app_id}-trends-by-term", s.partitions)
         to_cluster = runtime.internal_topic(f"{s.app_id}-trends-to-cluster", 1) if topics_on else None
-        sender = TermSender(by_term, s.partitions)
+        sender = TermSender(by_term, s.partitions, runtime.metrics.limits_hit.labels("internal_message").inc)
         self.latest = LatestWindows()
         self.route = TrendsRouter(runtime.app, s, runtime.metrics, runtime.progress, sender, to_cluster)
         runtime.on_roll_back.append(self.route.forget)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
@@ -24,7 +24,7 @@ from streams.faust_compat import processing
 from streams.metrics import Metrics
 from streams.runtime import EnrichProgress
 from streams.settings import Settings
-from streams.topics import key_partition
+from streams.topics import fitted, key_partition
 from streams.trends.state import (
     ClusterPost,
     Mention,
@@ -53,12 +53,21 @@ def cluster_terms(post: dict[str, Any]) -> list[str]:
     return list(terms.get("hashtags", [])) + [k for k in terms.get("keywords", []) if " " not in k]
 
 
+def encode_pairs(pairs: list[tuple[str, Mention]]) -> bytes:
+    """One ``trends-by-term`` message of (term key, mention) pairs, in order."""
+    per_key: dict[str, list[Mention]] = defaultdict(list)
+    for key, mention in pairs:
+        per_key[key].append(mention)
+    return encode_terms(per_key)
+
+
 class TermSender:
     """Writes to ``trends-by-term``: mentions keyed by term, watermarks to every partition."""
 
-    def __init__(self, topic: TopicT, partitions: int) -> None:
+    def __init__(self, topic: TopicT, partitions: int, on_split: Callable[[], None] = lambda: None) -> None:
         self.topic = topic
         self.partitions = partitions
+        self.on_split = on_split  # a partition's mentions were too heavy for one message (counted)
 
     async def mentions(self, key: str, mentions: list[Mention], label: str | None = None) -> Any:
         return await self.topic.send(key=key.encode(), value=encode_mentions(mentions, label))
@@ -70,10 +79,16 @@ class TermSender:
 
     async def combined(self, per_key: dict[str, list[Mention]]) -> list[Any]:
         """Many terms' mentions: one message per destination partition; the pending sends."""
-        by_partition: dict[int, dict[str, list[Mention]]] = defaultdict(dict)
+        by_partition: dict[int, list[tuple[str, Mention]]] = defaultdict(list)
         for key, mentions in per_key.items():
-            by_partition[self.partition_of(key)][key] = mentions
-        return [await self.topic.send(value=encode_terms(terms), partition=p) for p, terms in by_partition.items()]
+            by_partition[self.partition_of(key)] += [(key, mention) for mention in mentions]
+        pending = []
+        for partition, pairs in by_partition.items():
+            values = fitted(pairs, encode_pairs)
+            if len(values) > 1:
+                self.on_split()
+            pending += [await self.topic.send(value=value, partition=partition) for _, value in values]
+        return pending
 
     async def broadcast(self, marks: dict[str, int], caught_up: list[str]) -> list[Any]:
         """Send the sources' watermarks to every trends partition; the pending sends."""
@@ -151,14 +166,26 @@ class TrendsRouter:
         marks = {str(p): self.watermark[p] for p in newest}
         if self.to_cluster is not None:
             for partition in newest:  # one message a partition, with that partition's watermark
-                value = encode_cluster(to_cluster[partition], {str(partition): self.watermark[partition]})
-                with processing(self.last_event[partition]):
-                    pending.append(await self.to_cluster.send(value=value, partition=0))
+                pending += await self.send_to_cluster(partition, to_cluster[partition])
         if newest and time.monotonic() - self.last_broadcast >= BROADCAST_INTERVAL_S:
             pending += await self.broadcast(marks, [])  # busy: the heartbeat tells when it is caught up
             self.last_broadcast = time.monotonic()
         await asyncio.gather(*pending)
         self.metrics.trend_mentions_routed.inc(sum(len(m) for terms in by_term.values() for m in terms.values()))
+
+    async def send_to_cluster(self, partition: int, posts: list[ClusterPost]) -> list[Any]:
+        """A partition's posts for the clusterer, in as many messages as their weight takes; the
+        last one carries the partition's watermark (every post before it has been sent)."""
+        assert self.to_cluster is not None
+        pieces = fitted(posts, lambda piece: encode_cluster(piece, {}))
+        if len(pieces) > 1:
+            self.metrics.limits_hit.labels("internal_message").inc()
+        pending = []
+        for index, (piece, _) in enumerate(pieces):
+            marks = {str(partition): self.watermark[partition]} if index == len(pieces) - 1 else {}
+            with processing(self.last_event[partition]):
+                pending.append(await self.to_cluster.send(value=encode_cluster(piece, marks), partition=0))
+        return pending
 
     async def heartbeat(self) -> None:
         """The watermark of each posts.enriched partition this worker routes, so a
