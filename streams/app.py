@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,11 +42,18 @@ LOOP_LAG_PROBE_S = 0.05
 
 
 def state_folder(settings: Settings) -> Path:
-    """STREAMS_STATE_DIR, created if missing (Faust makes only the app's own folder in it)."""
+    """STREAMS_STATE_DIR, created if missing (Faust makes only the app's own folder in it), and
+    checked writable: Faust would fail later, deep in its start-up, with a long traceback."""
     try:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SettingsError(f"STREAMS_STATE_DIR: cannot create {settings.state_dir} ({exc.strerror})") from exc
+    try:
+        tempfile.TemporaryFile(dir=settings.state_dir).close()
+    except OSError as exc:
+        raise SettingsError(
+            f"STREAMS_STATE_DIR: cannot write in {settings.state_dir} ({exc.strerror}): name a writable folder"
+        ) from exc
     return settings.state_dir
 
 
@@ -89,7 +97,11 @@ def create_app(settings: Settings) -> faust.App:
         recovery_consistency_check=not settings.store.startswith("memory://"),
         table_standby_replicas=standby_replicas(settings),
         web_port=settings.web_port,
-        web_host=settings.web_host,
+        # web_bind is the address the server listens on (Faust's default: every interface);
+        # canonical_url only names this worker to the others (query routing), so it must be
+        # an address they can reach.
+        web_bind=settings.web_host,
+        canonical_url=settings.advertised_url,
         # Only the views the README documents: Faust's table, router, graph, stats and
         # performance views would expose internal state and the cluster's topology.
         web_tables_enabled=False,

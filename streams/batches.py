@@ -43,6 +43,7 @@ guarantees and is already proven by the kill tests.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections import deque
@@ -51,7 +52,6 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import orjson
-
 from aiokafka.errors import KafkaError
 from faust.types import StreamT
 
@@ -182,7 +182,7 @@ class BatchLoop:
                     continue
                 ranges = self.repair.take_handled()
                 running[-1].task = task = asyncio.create_task(self.process(stream, events, batch, ranges, handle))
-                task.add_done_callback(lambda done, events=events: self.failed_now(done, events))
+                task.add_done_callback(functools.partial(self.failed_now, events=events))
                 while len(running) >= self.in_flight or (running and running[0].done):
                     await self.finished(running)
             while running:

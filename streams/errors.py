@@ -71,4 +71,3 @@ class InvalidPost(StreamsError):
         self.reason = reason
         self.stage = stage
         self.message = message
-

@@ -7,8 +7,8 @@ agents call them, the tests call them without a broker.
 from __future__ import annotations
 
 import base64
-import hashlib
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 

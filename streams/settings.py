@@ -8,7 +8,9 @@ An invalid value raises ``SettingsError`` naming the variable and what to fix.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -104,6 +106,18 @@ ENV: list[tuple[str, str, str, str]] = [
     ("vision_model_dir", "STREAMS_VISION_MODEL_DIR", str(DEFAULT_VISION_DIR), "Image model folder (media agent)"),
     ("media_max_items", "STREAMS_MEDIA_MAX_ITEMS", "4", "Media items analysed per post; the rest get an error"),
     ("media_video_frames", "STREAMS_MEDIA_VIDEO_FRAMES", "8", "Keyframes analysed per video, spread evenly"),
+    (
+        "media_deadline_s",
+        "STREAMS_MEDIA_DEADLINE_S",
+        "15",
+        "Longest one media fetch may take, seconds: connect, headers, redirects and body together",
+    ),
+    (
+        "media_max_decoded_bytes",
+        "STREAMS_MEDIA_MAX_DECODED_BYTES",
+        "268435456",
+        "Decoded image bytes (3 a pixel) a media batch holds at once; more are decoded in turn (metric)",
+    ),
     (
         "media_allow_hosts",
         "STREAMS_MEDIA_ALLOW_HOSTS",
@@ -249,10 +263,18 @@ ENV: list[tuple[str, str, str, str]] = [
         "Address the HTTP server binds: loopback by default, 0.0.0.0 in containers (the image sets it)",
     ),
     (
+        "web_advertised_host",
+        "STREAMS_WEB_ADVERTISED_HOST",
+        "",
+        "Host the other workers reach this one's HTTP server at (query routing); empty: STREAMS_WEB_HOST, or "
+        "the machine's host name when that binds every interface (Kubernetes: the pod IP)",
+    ),
+    (
         "web_token",
         "STREAMS_WEB_TOKEN",
         "",
-        "Bearer token the query views (/profiles, /trends) require; empty: open (metrics and health always are)",
+        "Bearer token the query views (/profiles, /trends) and /health's details require; empty: open "
+        "(/metrics and /health's status always are)",
     ),
     ("lake_uri", "STREAMS_LAKE_URI", "lake", "Root of the sink's Delta tables: a folder, or s3://, gs://, az:// URL"),
     (
@@ -284,6 +306,7 @@ Threshold = float | None  # None: the model folder's per-head recommendation
 GUARANTEES: tuple[Guarantee, ...] = get_args(Guarantee)
 AGENTS = ("enrich", "profiles", "trends", "media")
 SECRETS = {"pseudonym_secret", "web_token"}
+ANY_ADDRESS = ("0.0.0.0", "::", "[::]", "")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 EVENT_LOOPS = ("uvloop", "asyncio")
 DEVICES = ("cpu", "cuda")
@@ -327,6 +350,8 @@ class Settings:
     vision_model_dir: Path
     media_max_items: int
     media_video_frames: int
+    media_deadline_s: float
+    media_max_decoded_bytes: int
     media_allow_hosts: str
     media_nsfw_review: float
     media_nsfw_block: float
@@ -366,6 +391,7 @@ class Settings:
     topic_max: int
     web_port: int
     web_host: str
+    web_advertised_host: str
     web_token: str
     lake_uri: str
     sink_topics: str
@@ -411,7 +437,7 @@ class Settings:
         _require(self.batch_size >= 1, "STREAMS_BATCH_SIZE", "must be at least 1")
         self.check_input_limits()
         self.check_media()
-        _require(self.batch_linger_s > 0, "STREAMS_BATCH_LINGER_S", "must be above 0 (a batch must not wait forever)")
+        _require(0 < self.batch_linger_s <= 60, "STREAMS_BATCH_LINGER_S", "must be above 0 and at most 60 seconds")
         _require(1 <= self.batches_in_flight <= 8, "STREAMS_BATCHES_IN_FLIGHT", "must be between 1 and 8")
         _require(self.model_threads >= 1, "STREAMS_MODEL_THREADS", "must be at least 1")
         _require(self.model_device in DEVICES, "STREAMS_MODEL_DEVICE", f"must be one of {', '.join(DEVICES)}")
@@ -483,6 +509,12 @@ class Settings:
         _require(self.media_analysis in (0, 1), "STREAMS_MEDIA_ANALYSIS", "must be 0 or 1")
         _require(1 <= self.media_max_items <= 32, "STREAMS_MEDIA_MAX_ITEMS", "must be between 1 and 32")
         _require(1 <= self.media_video_frames <= 64, "STREAMS_MEDIA_VIDEO_FRAMES", "must be between 1 and 64")
+        _require(0.5 <= self.media_deadline_s <= 120, "STREAMS_MEDIA_DEADLINE_S", "must be between 0.5 and 120")
+        _require(
+            16 << 20 <= self.media_max_decoded_bytes <= 16 << 30,
+            "STREAMS_MEDIA_MAX_DECODED_BYTES",
+            "must be between 16 MiB and 16 GiB (16777216 to 17179869184)",
+        )
         _require(
             0 < self.media_nsfw_review <= self.media_nsfw_block <= 1,
             "STREAMS_MEDIA_NSFW_REVIEW",
@@ -513,6 +545,21 @@ class Settings:
         _require(1 <= self.trend_forecast_windows <= 60, "STREAMS_TREND_FORECAST_WINDOWS", "must be 1 to 60")
         _require(0 < self.topic_similarity < 1, "STREAMS_TOPIC_SIMILARITY", "must be between 0 and 1")
         _require(1 <= self.topic_max <= 1024, "STREAMS_TOPIC_MAX", "must be 1 to 1024")
+
+    def __repr__(self) -> str:
+        # A task dump or a traceback prints the settings: never with the keys in clear.
+        shown = ", ".join(f"{name}={_as_variable(name, getattr(self, name))!r}" for name, _, _, _ in ENV)
+        return f"Settings({shown})"
+
+    @property
+    def advertised_url(self) -> str:
+        """How the other workers reach this one's HTTP server (Faust's canonical URL)."""
+        host = self.web_advertised_host.strip() or self.web_host.strip()
+        if host in ANY_ADDRESS:  # an address to bind, not one to reach
+            host = socket.gethostname()
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 address in a URL
+        return f"http://{host}:{self.web_port}"
 
     @property
     def input_limits(self) -> InputLimits:
@@ -604,14 +651,23 @@ def _text(raw: str) -> str:
 
 def threshold(raw: str) -> float | None:
     """'model' (or empty): the model folder's per-head threshold; else a probability."""
-    return None if raw.lower() in ("", "model") else float(raw)
+    return None if raw.lower() in ("", "model") else finite_number(raw)
+
+
+def finite_number(raw: str) -> float:
+    """A float that is a number of seconds or a ratio: inf and nan are not (a linger of inf
+    would never take a batch)."""
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(raw)
+    return value
 
 
 _PARSERS: dict[Any, Callable[[str], Any]] = {
     "str": _text,
     "Guarantee": _text,  # checked against GUARANTEES in Settings.check
     "int": int,
-    "float": float,
+    "float": finite_number,
     "Threshold": threshold,
     "Path": Path,
 }

@@ -47,6 +47,7 @@ def use_event_loop(name: str) -> None:
 def run_worker(settings: Settings) -> int:
     log.info("settings: %s", settings.describe())
     use_event_loop(settings.event_loop)
+    settings.pseudonym_key()  # refuses to start without a key before anything reaches the broker
     ensure_topics(settings)
     runtime = build_runtime(settings)
     # Last before the loop starts: what was built so far lives as long as the worker.

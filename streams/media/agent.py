@@ -69,8 +69,15 @@ class MediaAgent:
         self.rt = runtime
         self.metrics = runtime.metrics
         self.vision = vision
-        limits = FetchLimits(allow_hosts=s.media_allow_host_names)
-        self.analyser = MediaAnalyser(vision, limits, s.media_max_items, s.media_cache_ttl_s, s.media_video_frames)
+        limits = FetchLimits(
+            deadline_s=s.media_deadline_s,
+            max_decoded_bytes=s.media_max_decoded_bytes,
+            allow_hosts=s.media_allow_host_names,
+        )
+        split = self.metrics.limits_hit.labels("decoded_image_bytes").inc
+        self.analyser = MediaAnalyser(
+            vision, limits, s.media_max_items, s.media_cache_ttl_s, s.media_video_frames, split
+        )
         self.fetchers = ThreadPoolExecutor(FETCH_THREADS, "media-fetch")
         # The image models run in a thread of their own: the text model's thread stays free for posts.
         self.models_thread = ThreadPoolExecutor(1, "vision")

@@ -14,6 +14,7 @@ import base64
 import binascii
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,6 +24,22 @@ from streams.media.vision import ImageFindings, VisionModels
 
 KINDS = ("image", "video")
 CACHE_ITEMS = 10_000
+DECODED_BYTES_PER_PIXEL = 3  # RGB, as the models read it
+
+
+def decode_groups(items: list[FetchedItem], max_bytes: int) -> list[list[FetchedItem]]:
+    """The items in order, in groups whose decoded pixels fit ``max_bytes`` together (an item
+    over it alone makes a group of its own: the pixel cap bounds it)."""
+    groups: list[list[FetchedItem]] = []
+    weight = 0
+    for item in items:
+        size = (item.fetched.width or 0) * (item.fetched.height or 0) * DECODED_BYTES_PER_PIXEL
+        if not groups or weight + size > max_bytes:
+            groups.append([])
+            weight = 0
+        groups[-1].append(item)
+        weight += size
+    return groups
 
 
 @dataclass(frozen=True)
@@ -52,10 +69,17 @@ def item_error(index: int, item: Any, kind: str, message: str) -> ItemOutcome:
 
 class MediaAnalyser:
     def __init__(
-        self, vision: VisionModels, limits: FetchLimits, max_items: int, cache_ttl_s: float, video_frames: int = 8
+        self,
+        vision: VisionModels,
+        limits: FetchLimits,
+        max_items: int,
+        cache_ttl_s: float,
+        video_frames: int = 8,
+        on_split: Callable[[], None] = lambda: None,
     ) -> None:
         self.vision = vision
         self.limits = limits
+        self.on_split = on_split  # a batch's images were decoded in more than one group (counted)
         self.max_items = max_items
         self.video_frames = video_frames
         self.cache: AnalysisCache[ImageFindings] = AnalysisCache(cache_ttl_s, CACHE_ITEMS)
@@ -109,9 +133,15 @@ class MediaAnalyser:
             known: dict[str, ImageFindings | str] = {
                 f.sha256: hit for f in fetched if (hit := self.cache.get(f.sha256)) is not None
             }
-        images = {f.sha256: f.fetched.content for f in fetched if f.sha256 not in known and f.item["type"] == "image"}
+        images = {f.sha256: f for f in fetched if f.sha256 not in known and f.item["type"] == "image"}
         videos = {f.sha256: f.fetched.content for f in fetched if f.sha256 not in known and f.item["type"] == "video"}
-        found = dict(zip(images, self.vision.analyse_each(list(images.values())), strict=True))
+        found: dict[str, ImageFindings | str] = {}
+        groups = decode_groups(list(images.values()), self.limits.max_decoded_bytes)
+        if len(groups) > 1:
+            self.on_split()
+        for group in groups:  # one group's pixels in memory at a time
+            results = self.vision.analyse_each([f.fetched.content for f in group])
+            found.update(zip([f.sha256 for f in group], results, strict=True))
         for sha256, content in videos.items():
             found[sha256] = self.vision.analyse_video(content, self.video_frames, self.limits.max_pixels)
         for sha256, result in found.items():

@@ -4,14 +4,17 @@ A post's ``media`` URLs come from strangers. Each fetch:
 
 - allows only http and https, with no credentials in the URL;
 - resolves the host once and refuses loopback, private, link-local, multicast,
-  reserved and unspecified addresses (anything that is not globally routable),
+  reserved and unspecified addresses (anything that is not globally routable,
+  and IPv6 addresses that embed such an IPv4 one: mapped, compatible, NAT64,
+  6to4, Teredo),
   unless the host is on the allow-list (tests, on-premise media stores); then it
   connects to the address it checked, so DNS cannot answer differently the second
   time (rebinding); for https the certificate is still checked against the host;
 - follows at most ``max_redirects`` redirects, each one checked as above;
-- has connect and read timeouts and an overall deadline (a slow server that
-  drips bytes is cut off), and reads the body in chunks up to the byte cap of
-  its kind, whatever Content-Length says;
+- has connect and read timeouts and one deadline over the whole fetch (connect,
+  headers, redirects, body: a watchdog shuts the socket when it passes, so a
+  server that drips bytes is cut off), and reads the body in chunks up to the
+  byte cap of its kind, whatever Content-Length says;
 - decides the type from the bytes (magic numbers), not from the URL or the
   Content-Type header, and for images reads the dimensions from the header before
   anything decodes them, against a pixel cap (decompression bombs).
@@ -22,11 +25,13 @@ A refused or failed item is a ``FetchError`` with a ``reason`` (one of
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -64,6 +69,9 @@ class FetchLimits:
     max_image_bytes: int = 10 * 1024 * 1024
     max_video_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 40_000_000
+    # Pixels decoded at once by a batch, as RGB bytes (3 a pixel): a batch's images are
+    # decoded in groups under it, so four 36-megapixel PNGs do not all sit in memory together.
+    max_decoded_bytes: int = 256 * 1024 * 1024
     max_redirects: int = 3
     allow_hosts: frozenset[str] = field(default_factory=frozenset)  # reachable even when private
 
@@ -85,11 +93,34 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+# IPv6 forms that carry an IPv4 address a gateway or the host's own stack may reach:
+# IPv4-compatible ::a.b.c.d (deprecated), NAT64 64:ff9b::/96 and its local-use 64:ff9b:1::/48.
+# 6to4 (2002::/16) and Teredo (2001::/32) are read by ``ipaddress`` itself.
+EMBEDDING_IPV4 = (
+    ipaddress.ip_network("::/96"),
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo)."""
+    found = [v4 for v4 in (ip.ipv4_mapped, ip.sixtofour) if v4 is not None]
+    if ip.teredo is not None:
+        found += list(ip.teredo)
+    if any(ip in network for network in EMBEDDING_IPV4):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
 def is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    """Globally routable, and so is every IPv4 address it embeds (one may lead to a private one)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # a zone id (fe80::1%eth0) names a link
+    if ip.is_multicast or not ip.is_global:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        return all(v4.is_global and not v4.is_multicast for v4 in embedded_ipv4(ip))
+    return True
 
 
 def checked_address(host: str, port: int, limits: FetchLimits, resolve: Resolver) -> str:
@@ -107,25 +138,32 @@ def checked_address(host: str, port: int, limits: FetchLimits, resolve: Resolver
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float, connect_timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, address: str, timeout: float, connect_timeout: float, watchdog: Watchdog
+    ) -> None:
         super().__init__(host, port, timeout=timeout)
         self.address = address
         self.connect_timeout = connect_timeout
+        self.watchdog = watchdog
 
     def connect(self) -> None:
         self.sock = socket.create_connection((self.address, self.port), self.connect_timeout)
         self.sock.settimeout(self.timeout)
+        self.watchdog.watch(self.sock)
 
 
 class _PinnedHTTPSConnection(_PinnedHTTPConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float, connect_timeout: float) -> None:
-        super().__init__(host, port, address, timeout, connect_timeout)
+    def __init__(
+        self, host: str, port: int, address: str, timeout: float, connect_timeout: float, watchdog: Watchdog
+    ) -> None:
+        super().__init__(host, port, address, timeout, connect_timeout, watchdog)
         self.context = ssl.create_default_context()
 
     def connect(self) -> None:
         super().connect()
         # The certificate is checked against the host named in the URL, not the address.
         self.sock = self.context.wrap_socket(self.sock, server_hostname=self.host)
+        self.watchdog.watch(self.sock)
 
 
 def parse_url(url: str) -> tuple[str, str, int, str]:
@@ -188,29 +226,89 @@ def fetch(
     for _ in range(limits.max_redirects + 1):
         scheme, host, port, path = parse_url(url)
         address = checked_address(host, port, limits, resolve)
-        response, connection = _request(scheme, host, port, address, path, limits)
-        try:
-            if response.status in (301, 302, 303, 307, 308):
-                location = response.getheader("Location")
-                if not location:
-                    raise FetchError("http_status", f"{response.status} without a Location")
-                url = urllib.parse.urljoin(url, location)
-                continue
-            if response.status != 200:
-                raise FetchError("http_status", f"{url[:200]} answered {response.status} {response.reason}")
-            content = _read_capped(response, cap, deadline, clock)
-        finally:
-            response.close()
-            connection.close()
-        return checked_content(url, content, kind, limits)
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise FetchError("timeout", f"no answer within the {limits.deadline_s} s deadline")
+        with Watchdog(remaining) as watchdog:
+            try:
+                response, connection = _request(scheme, host, port, address, path, limits, watchdog)
+                outcome = _outcome(url, response, connection, cap, deadline, clock)
+                if watchdog.fired:  # a shut socket reads as the end of the body
+                    raise FetchError("timeout", "cut off")
+            except FetchError:
+                if watchdog.fired:  # the socket was shut under the read: say why
+                    raise FetchError("timeout", f"no answer within the {limits.deadline_s} s deadline") from None
+                raise
+        if isinstance(outcome, str):
+            url = outcome
+            continue
+        return checked_content(url, outcome, kind, limits)
     raise FetchError("too_many_redirects", f"more than {limits.max_redirects} redirects")
 
 
+class Watchdog:
+    """Shuts a fetch's socket down when the whole fetch's time is up: the socket's own timeouts
+    bound each read, not the sum (a server dripping one header byte a second never trips them)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self.sock: socket.socket | None = None
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(seconds, self.fire)
+        self.timer.daemon = True
+
+    def watch(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.sock = sock
+            if self.fired:
+                self.shut()
+
+    def fire(self) -> None:
+        with self.lock:
+            self.fired = True
+            self.shut()
+
+    def shut(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):  # closed already
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> Watchdog:
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.timer.cancel()
+
+
+def _outcome(
+    url: str,
+    response: http.client.HTTPResponse,
+    connection: http.client.HTTPConnection,
+    cap: int,
+    deadline: float,
+    clock: Callable[[], float],
+) -> bytes | str:
+    """The body of a 200, or the URL a redirect points to."""
+    try:
+        if response.status in (301, 302, 303, 307, 308):
+            location = response.getheader("Location")
+            if not location:
+                raise FetchError("http_status", f"{response.status} without a Location")
+            return urllib.parse.urljoin(url, location)
+        if response.status != 200:
+            raise FetchError("http_status", f"{url[:200]} answered {response.status} {response.reason}")
+        return _read_capped(response, cap, deadline, clock)
+    finally:
+        response.close()
+        connection.close()
+
+
 def _request(
-    scheme: str, host: str, port: int, address: str, path: str, limits: FetchLimits
+    scheme: str, host: str, port: int, address: str, path: str, limits: FetchLimits, watchdog: Watchdog
 ) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection]:
     kind = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
-    connection = kind(host, port, address, limits.read_timeout_s, limits.connect_timeout_s)
+    connection = kind(host, port, address, limits.read_timeout_s, limits.connect_timeout_s, watchdog)
     try:
         connection.request("GET", path, headers={"User-Agent": "social-streams-media/1", "Accept": "image/*,video/*"})
         return connection.getresponse(), connection

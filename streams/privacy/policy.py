@@ -49,15 +49,27 @@ class PrivacyPolicy:
             value = orjson.loads(original)
         except orjson.JSONDecodeError:
             return original, False
-        if not isinstance(value, dict) or not isinstance(value.get("user_id"), str | int):
+        if not isinstance(value, dict) or value.get("user_id") is None:
             return original, False
-        value["user_id"] = self.pseudonymize(str(value["user_id"]).strip())
+        raw = value["user_id"]
+        # An id of the wrong type (an object, a list) still identifies someone: its JSON text
+        # is pseudonymised as an id would be, so no raw user data stays in a dead letter.
+        value["user_id"] = self.pseudonymize(_id_text(raw))
         try:
             return orjson.dumps(value), True
         except orjson.JSONEncodeError:
             # Nested past the encoder's limit (such posts are refused for it): those
             # fields say so instead, and the user id is still never kept raw.
             return orjson.dumps({k: _encodable_or_note(v) for k, v in value.items()}), True
+
+
+def _id_text(raw: Any) -> str:
+    if isinstance(raw, str | int) and not isinstance(raw, bool):
+        return str(raw).strip()
+    try:
+        return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return repr(raw)
 
 
 def _encodable_or_note(value: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,3 +196,78 @@ def test_a_batch_the_repair_empties_is_not_handed_to_the_agent() -> None:
         loop = BatchLoop("test", DropsAll(), None, on_failure=lambda code: None, in_flight=in_flight)  # type: ignore[arg-type]
         asyncio.run(loop.run(FakeStream([events(0, 1)]), 10, 0.1, handle))  # type: ignore[arg-type]
     assert seen == []
+
+
+def poisoned_run(stream: FakeStream, poison: int, in_flight: int) -> tuple[list[int], list[int], list[int]]:
+    """The loop over ``stream`` whose handler raises (like a bug on one record) on any batch
+    holding offset ``poison``: (exits, offsets handled, offsets dead-lettered)."""
+    exits: list[int] = []
+    handled: list[int] = []
+    dead: list[int] = []
+
+    async def dead_letter(event: Any, exc: Exception) -> None:
+        assert isinstance(exc, ValueError)
+        dead.append(event.message.offset)
+
+    async def handle(batch: list[Any]) -> None:
+        if any(e.message.offset == poison for e in batch):
+            raise ValueError("year 10000 is out of range")
+        handled.extend(e.message.offset for e in batch)
+
+    loop = BatchLoop("test", NoRepair(), None, exits.append, in_flight, dead_letter)  # type: ignore[arg-type]
+    asyncio.run(loop.run(stream, 10, 0.1, handle))  # type: ignore[arg-type]
+    return exits, handled, dead
+
+
+@IN_FLIGHT
+def test_a_record_that_fails_on_every_try_is_dead_lettered_and_the_partition_moves_on(in_flight: int) -> None:
+    stream = FakeStream([events(0, 1, 2), events(3, 4), events(5)])
+    exits, handled, dead = poisoned_run(stream, poison=1, in_flight=in_flight)
+    assert exits == [] and dead == [1]
+    assert sorted(handled) == [0, 2, 3, 4, 5]  # its batch-mates handled one at a time, the rest as batches
+    assert sorted(stream.committable) == [0, 1, 2, 3, 4, 5]
+
+
+@IN_FLIGHT
+def test_a_broker_failure_is_not_taken_for_a_poison_pill(in_flight: int) -> None:
+    from aiokafka.errors import KafkaTimeoutError, RequestTimedOutError
+
+    from streams.batches import is_environment_failure
+
+    assert is_environment_failure(KafkaTimeoutError()) and is_environment_failure(RequestTimedOutError())
+    assert is_environment_failure(ConnectionResetError()) and is_environment_failure(TimeoutError())
+    assert not is_environment_failure(ValueError("year 10000 is out of range"))
+    assert not is_environment_failure(KeyError("id"))
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    assert not is_environment_failure(MessageSizeTooLargeError())  # the record, not the broker
+    stream = FakeStream([events(0, 1), events(2, 3)])
+    assert run(stream, fail_on=3, in_flight=in_flight) == [EXIT_UNDELIVERED]  # TimeoutError: still exits
+
+
+def test_a_batch_in_flight_that_fails_stops_the_worker_without_waiting_for_the_next_batch() -> None:
+    failed_at: list[float] = []
+    exits: list[int] = []
+
+    def on_failure(code: int) -> None:
+        failed_at.append(asyncio.get_running_loop().time())
+        exits.append(code)
+
+    class QuietStream(FakeStream):
+        async def take_events(self, size: int, within: float) -> AsyncIterator[Sequence[Event]]:
+            yield events(0, 1)
+            await asyncio.sleep(3)  # a quiet stream: the next batch comes much later
+
+    async def handle(batch: list[Any]) -> None:
+        await asyncio.sleep(0.05)
+        raise TimeoutError("send timed out after the delivery timeout")
+
+    async def main() -> float:
+        started = asyncio.get_running_loop().time()
+        loop = BatchLoop("test", NoRepair(), None, on_failure=on_failure, in_flight=2)  # type: ignore[arg-type]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(loop.run(QuietStream([]), 10, 0.1, handle), 1.0)  # type: ignore[arg-type]
+        return started
+
+    started = asyncio.run(main())
+    assert exits == [EXIT_UNDELIVERED] and failed_at[0] - started < 0.5

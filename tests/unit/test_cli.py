@@ -56,3 +56,30 @@ def test_an_unreachable_broker_is_one_line() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().startswith("social-streams: cannot reach Kafka at 127.0.0.1:1")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_worker_without_a_key_refuses_before_it_touches_the_broker() -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMS_PSEUDONYM")}
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env={**env, "KAFKA_BOOTSTRAP": "127.0.0.1:1", "STREAMS_DEV_MODE": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no pseudonymisation key" in result.stderr and "cannot reach Kafka" not in result.stderr
+
+
+def test_a_state_folder_that_cannot_be_written_is_one_line() -> None:
+    import pytest
+
+    from streams.app import state_folder
+    from streams.errors import SettingsError
+    from streams.settings import Settings
+
+    with pytest.raises(SettingsError) as caught:
+        state_folder(Settings.from_env({"STREAMS_STATE_DIR": "/proc"}))  # read-only even for root
+    assert str(caught.value).startswith("STREAMS_STATE_DIR: cannot write in /proc")

@@ -100,3 +100,19 @@ def test_photos_without_anything_to_flag_are_allowed(
     assert record["moderation"] == {"action": "allow", "reasons": []}
     validate_all("posts.media", [record])
     assert media_request({"id": "p3", "user_id": "u", "created_at_ms": 1}) is None  # no media: no request
+
+
+def test_a_batch_of_big_images_is_decoded_in_groups_under_the_memory_cap() -> None:
+    from streams.media.analyse import FetchedItem, decode_groups
+    from streams.media.fetch import Fetched
+
+    def item(index: int, width: int, height: int) -> FetchedItem:
+        return FetchedItem(index, {"type": "image"}, Fetched("data:", b"", "image/png", width, height), str(index), 0.0)
+
+    big = [item(i, 6000, 6000) for i in range(4)]  # 36 Mpx each: ~108 MB decoded as RGB
+    groups = decode_groups(big, 256 << 20)
+    assert [[i.index for i in g] for g in groups] == [[0, 1], [2, 3]]
+    assert all(sum(i.fetched.width * i.fetched.height * 3 for i in g) <= 256 << 20 for g in groups)  # type: ignore[operator]
+    small = [item(i, 640, 480) for i in range(64)]
+    assert len(decode_groups(small, 256 << 20)) == 1
+    assert [len(g) for g in decode_groups([item(0, 9000, 9000)], 16 << 20)] == [1]  # alone over the cap: its own group

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from streams.media.fetch import FetchError, FetchLimits, fetch, is_public, sniff
+from streams.media.fetch import FetchError, FetchLimits, Resolver, fetch, is_public, sniff
 
 
 def png(width: int, height: int) -> bytes:
@@ -69,6 +69,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "1000")
             self.end_headers()
             self.stream(b"\x89PNG\r\n\x1a\n" + b"\0" * 300_000)
+        elif route == "/drip-headers":  # each header byte within the read timeout, the whole far past the deadline
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(40):
+                self.stream(b"X")
+                time.sleep(0.25)
+        elif route == "/redirect-slowly":  # each hop quick enough, the chain not
+            time.sleep(0.6)
+            self.redirect("/redirect-slowly")
         elif route == "/slow":
             self.send_response(200)
             self.end_headers()
@@ -111,6 +119,17 @@ def server() -> Iterator[str]:
 
 ALLOWED = FetchLimits(allow_hosts=frozenset({"127.0.0.1", "media.test"}), read_timeout_s=1.0, deadline_s=2.0,
                       max_image_bytes=100_000, max_pixels=10_000_000)  # fmt: skip
+
+
+def unresolvable(host: str, port: int) -> list[str]:
+    """A resolver that knows no host: the tests send no DNS query off the machine."""
+    raise FetchError("unresolvable", f"{host}: Name or service not known")
+
+
+def refusal_resolved(url: str, resolve: Resolver, limits: FetchLimits = ALLOWED) -> str:
+    with pytest.raises(FetchError) as caught:
+        fetch(url, "image", limits, resolve)
+    return caught.value.reason
 
 
 def refusal(url: str, limits: FetchLimits = ALLOWED, kind: str = "image") -> str:
@@ -177,6 +196,42 @@ def test_slow_and_unreachable_servers_and_bad_urls(server: str) -> None:
     assert time.monotonic() - started < 5
     assert refusal("http://127.0.0.1:1/cat.png") == "unreachable"
     assert refusal(f"http://{server}/missing.png") == "http_status"
-    assert refusal("http://no-such-host.invalid/cat.png") == "unresolvable"
+    assert refusal_resolved("http://no-such-host.invalid/cat.png", unresolvable) == "unresolvable"
     for url in ("file:///etc/passwd", "ftp://example.com/a.png", "http://user:pw@example.com/a.png", "http:///a"):
         assert refusal(url) == "invalid_url", url
+
+
+def test_one_deadline_covers_the_whole_fetch_headers_and_redirects_included(server: str) -> None:
+    for path in ("/drip-headers", "/redirect-slowly"):
+        started = time.monotonic()
+        limits = FetchLimits(allow_hosts=frozenset({"127.0.0.1"}), read_timeout_s=1.0, deadline_s=1.5, max_redirects=10)
+        assert refusal(f"http://{server}{path}", limits) == "timeout", path
+        assert time.monotonic() - started < 2.5, path
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::127.0.0.1",  # IPv4-compatible
+        "::ffff:169.254.169.254",  # IPv4-mapped
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b:1::a00:1",  # local-use NAT64 of 10.0.0.1
+        "2002:a9fe:a9fe::",  # 6to4 of 169.254.169.254
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo whose client is 10.0.0.1
+        "::7f00:1",  # a DNS answer of ::127.0.0.1
+        "fe80::1%eth0",  # link-local with a zone
+    ],
+)
+def test_ipv6_forms_that_embed_a_private_ipv4_address_are_refused(address: str) -> None:
+    assert not is_public(address)
+
+    def resolve(host: str, port: int) -> list[str]:
+        return [address]
+
+    assert refusal_resolved("http://media.example/cat.png", resolve, FetchLimits()) == "blocked_address"
+
+
+def test_public_ipv6_and_public_embedded_forms_pass() -> None:
+    assert is_public("2606:4700:4700::1111")
+    assert is_public("64:ff9b::808:808")  # NAT64 of 8.8.8.8

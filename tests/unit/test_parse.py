@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from streams.errors import InvalidPost, Reason
-from streams.ingest.parse import parse_post, parse_timestamp
+from streams.ingest.parse import InputLimits, parse_post, parse_timestamp
 from streams.replay.malformed import CASES, malformed
 
 LIMIT = 1 << 20
@@ -96,3 +96,42 @@ def test_negative_engagement_is_wrong_type() -> None:
     with pytest.raises(InvalidPost) as caught:
         parse_post(post(metrics={"likes": -1}), LIMIT)
     assert caught.value.reason == Reason.WRONG_TYPE
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        "9999-12-31T23:59:59-14:00",  # a valid local time that is year 10000 in UTC
+        "1900-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+00:00",
+        "1969-12-31T23:59:59.999Z",
+        "1970-01-01T00:00:00+01:00",  # 1969 in UTC
+    ],
+)
+def test_dates_outside_what_utc_can_write_from_1970_are_refused(created_at: str) -> None:
+    with pytest.raises(InvalidPost) as caught:
+        parse_post(post(created_at=created_at), LIMIT)
+    assert caught.value.reason == Reason.INVALID_TIMESTAMP
+
+
+def test_the_last_writable_moment_passes() -> None:
+    assert parse_timestamp("9999-12-31T23:59:59.999Z") == 253_402_300_799_999
+    assert parse_timestamp("1970-01-01T00:00:00Z") == 0
+
+
+def test_hashtags_are_capped_and_the_cap_is_reported() -> None:
+    limits = InputLimits(LIMIT, max_hashtags=30)
+    given = parse_post(post(hashtags=[f"tag{i}" for i in range(50_000)]), LIMIT, limits)
+    assert given.hashtags == tuple(f"tag{i}" for i in range(30)) and given.capped == ("hashtags",)
+    in_text = parse_post(post(text=" ".join(f"#t{i}" for i in range(1000))), LIMIT, limits)
+    assert len(in_text.hashtags) == 30 and in_text.capped == ("hashtags",)
+    few = parse_post(post(hashtags=["A", "a", "#b", "x" * 101]), LIMIT, limits)
+    assert few.hashtags == ("a", "b") and few.capped == ()  # folded, unique; a 101-character "tag" is none
+
+
+def test_a_post_with_more_media_items_than_the_limit_is_dead_lettered() -> None:
+    limits = InputLimits(LIMIT, max_media=16)
+    assert len(parse_post(post(media=[{"type": "image"}] * 16), LIMIT, limits).fields["media"]) == 16
+    with pytest.raises(InvalidPost) as caught:
+        parse_post(post(media=[{}] * 17), LIMIT, limits)
+    assert caught.value.reason == Reason.INVALID_VALUE and "limit 16" in caught.value.message

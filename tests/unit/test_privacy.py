@@ -90,3 +90,10 @@ def test_a_dead_letter_original_too_deep_to_encode_keeps_the_pseudonym() -> None
     original, altered = policy.dead_letter_original(b'{"user_id": "alice", "extra": ' + deep + b', "id": 7}')
     value = orjson.loads(original or b"{}")
     assert altered and value == {"user_id": Pseudonymizer(KEY)("alice"), "extra": "[nested too deep to keep]", "id": 7}
+
+
+def test_a_user_id_of_the_wrong_type_is_pseudonymised_in_the_dead_letter_too() -> None:
+    policy = PrivacyPolicy.create(KEY, "email", "email")
+    original, altered = policy.dead_letter_original(b'{"id": 1, "user_id": {"handle": "alice"}, "text": "x"}')
+    assert altered and b"alice" not in (original or b"")
+    assert orjson.loads(original or b"{}")["user_id"] == Pseudonymizer(KEY)('{"handle":"alice"}')

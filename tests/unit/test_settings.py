@@ -25,6 +25,13 @@ def test_defaults_are_valid() -> None:
         ({"STREAMS_BATCH_SIZE": "0"}, "STREAMS_BATCH_SIZE must be at least 1"),
         ({"STREAMS_GUARANTEE": "maybe"}, "STREAMS_GUARANTEE must be one of at_least_once, exactly_once"),
         ({"STREAMS_BATCH_LINGER_S": "0"}, "STREAMS_BATCH_LINGER_S must be above 0"),
+        ({"STREAMS_BATCH_LINGER_S": "inf"}, "STREAMS_BATCH_LINGER_S='inf' is not a valid finite_number"),
+        ({"STREAMS_BATCH_LINGER_S": "nan"}, "STREAMS_BATCH_LINGER_S='nan' is not a valid finite_number"),
+        ({"STREAMS_BATCH_LINGER_S": "600"}, "STREAMS_BATCH_LINGER_S must be above 0 and at most 60"),
+        ({"STREAMS_MAX_HASHTAGS": "0"}, "STREAMS_MAX_HASHTAGS must be between 1 and 1000"),
+        ({"STREAMS_MAX_MESSAGE_BYTES": "9000000"}, "STREAMS_MAX_MESSAGE_BYTES must be between 1024 and 1048576"),
+        ({"STREAMS_DEADLETTER_ORIGINAL_BYTES": "-1"}, "STREAMS_DEADLETTER_ORIGINAL_BYTES must be between 0"),
+        ({"STREAMS_MEDIA_DEADLINE_S": "0"}, "STREAMS_MEDIA_DEADLINE_S must be between 0.5 and 120"),
         ({"STREAMS_REVIEW_THRESHOLD": "0.95", "STREAMS_BLOCK_THRESHOLD": "0.9"}, "must not be above STREAMS_BLOCK"),
         ({"STREAMS_MODEL_DEVICE": "tpu"}, "STREAMS_MODEL_DEVICE must be one of cpu, cuda"),
         ({"STREAMS_STORE": "redis://"}, "STREAMS_STORE must be memory:// or rocksdb://"),
@@ -77,3 +84,21 @@ def test_the_worker_runs_on_the_event_loop_it_is_given() -> None:
         assert not issubclass(loop_class("asyncio"), uvloop.Loop)
     finally:
         asyncio.set_event_loop_policy(None)
+
+
+def test_secrets_never_show_in_the_settings_repr() -> None:
+    settings = Settings.from_env({"STREAMS_PSEUDONYM_SECRET": "s3cret-key-of-16-bytes", "STREAMS_WEB_TOKEN": "t0ken"})
+    for shown in (repr(settings), str(settings), repr([settings]), str(settings.describe())):
+        assert "s3cret" not in shown and "t0ken" not in shown
+        assert "***" in shown
+
+
+def test_the_advertised_url_is_an_address_the_other_workers_can_reach() -> None:
+    import socket
+
+    assert Settings.from_env({}).advertised_url == "http://127.0.0.1:6066"
+    anywhere = Settings.from_env({"STREAMS_WEB_HOST": "0.0.0.0", "STREAMS_WEB_PORT": "7000"})
+    assert anywhere.advertised_url == f"http://{socket.gethostname()}:7000"
+    pod = {"STREAMS_WEB_HOST": "0.0.0.0", "STREAMS_WEB_ADVERTISED_HOST": "10.4.2.7"}
+    assert Settings.from_env(pod).advertised_url == "http://10.4.2.7:6066"
+    assert Settings.from_env({"STREAMS_WEB_HOST": "::1"}).advertised_url == "http://[::1]:6066"
