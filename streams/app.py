@@ -30,9 +30,9 @@ from streams.metrics import Metrics
 from streams.privacy.policy import PrivacyPolicy
 from streams.profiles.agent import ProfilesAgent, install_profiles
 from streams.rebalance import RebalanceTimer
-from streams.runtime import MAX_RECORD_BYTES, Runtime
+from streams.runtime import Runtime
 from streams.settings import Settings
-from streams.topics import media_requests_topic, profiles_by_user_topic, visual_by_term_topic
+from streams.topics import MAX_RECORD_BYTES, media_requests_topic, profiles_by_user_topic, visual_by_term_topic
 from streams.transactions import SourceTransactions
 from streams.trends.agent import Trends, install_trends
 from streams.web.views import install_views

@@ -117,10 +117,15 @@ def wait_healthy(
 
 
 def _raw_partitions(settings: Settings, port: int) -> list[str] | None:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/health")
+    if settings.web_token:  # the details of /health need it
+        request.add_header("Authorization", f"Bearer {settings.web_token}")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-            assigned = orjson.loads(response.read())["assigned"]
+        with urllib.request.urlopen(request, timeout=2) as response:
+            assigned = orjson.loads(response.read()).get("assigned")
     except OSError:
+        return None
+    if assigned is None:
         return None
     return [tp for tp in assigned if tp.startswith(settings.topic_raw + "[")]
 

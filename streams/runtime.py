@@ -32,11 +32,10 @@ from streams.metrics import Metrics
 from streams.privacy.policy import PrivacyPolicy
 from streams.records import Source, dead_letter
 from streams.settings import Settings
+from streams.topics import MAX_RECORD_BYTES
 from streams.transactions import SourceTransactions
 
 log = logging.getLogger(__name__)
-# Topics may carry a 1 MB post and its enrichment; Kafka's default is 1 MB.
-MAX_RECORD_BYTES = 8 * 1024 * 1024
 # Keys and values stay bytes: the agents encode and decode JSON themselves (orjson).
 RAW_BYTES: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 

@@ -15,6 +15,9 @@ from kafka.errors import TopicAlreadyExistsError
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+# Topics may carry a 1 MiB post and its enrichment; Kafka's default is 1 MiB. Set on every
+# topic the app creates, so a broker with the default message.max.bytes takes them.
+MAX_RECORD_BYTES = 8 * 1024 * 1024
 # What one message between two agents may weigh: the internal topics Faust creates keep the
 # broker's default message.max.bytes (1 MiB), so a message is split well before it.
 INTERNAL_MESSAGE_BYTES = 512 * 1024
@@ -92,7 +95,8 @@ def ensure_topics(settings: Settings) -> list[str]:
         wanted = [spec for spec in pipeline_topics(settings) if spec.name not in existing]
         created: list[str] = []
         for spec in wanted:
-            config = compaction_config(settings) if spec.compacted else {}
+            config = {"max.message.bytes": str(MAX_RECORD_BYTES)}
+            config.update(compaction_config(settings) if spec.compacted else {})
             topic = NewTopic(spec.name, settings.partitions, settings.replication, topic_configs=config)
             try:
                 admin.create_topics([topic])

@@ -116,6 +116,17 @@ def py_spy_dump(pid: int) -> str:
     return result.stdout + result.stderr
 
 
+def json_or_bytes(value: bytes | None) -> Any:
+    """A record's JSON value; the bytes themselves when they are not JSON (what a hostile producer
+    wrote on a pipeline topic), None for a tombstone."""
+    if value is None:
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -183,17 +194,26 @@ class Pipeline:
             )
         self.workers.append(worker)
         self.ports.append(port)
-        self.wait_healthy(worker, port, consuming=consuming or self.topics["raw"])
+        self.wait_healthy(worker, port, consuming=consuming or self.topics["raw"], env=env)
         return worker
 
     def wait_healthy(
-        self, worker: subprocess.Popen[bytes], port: int, timeout_s: float = 120, consuming: str | None = None
+        self,
+        worker: subprocess.Popen[bytes],
+        port: int,
+        timeout_s: float = 120,
+        consuming: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert worker.poll() is None, f"worker exited with {worker.returncode}; log in {self.log_dir}"
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/health")
+            token = {**self.extra_env, **(env or {})}.get("STREAMS_WEB_TOKEN")
+            if token:  # /health's details (the partitions assigned) need it
+                request.add_header("Authorization", f"Bearer {token}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                with urllib.request.urlopen(request, timeout=2) as response:
                     body = orjson.loads(response.read())
                     topic = consuming or self.topics["raw"]
                     if response.status == 200 and any(topic in tp for tp in body["assigned"]):
@@ -259,7 +279,7 @@ class Pipeline:
         out: list[tuple[bytes | None, Any]] = []
         while not done(out) and time.monotonic() < deadline:
             for messages in consumer.poll(timeout_ms=300).values():
-                out += [(m.key, None if m.value is None else orjson.loads(m.value)) for m in messages]
+                out += [(m.key, json_or_bytes(m.value)) for m in messages]
         consumer.close()
         return out
 
