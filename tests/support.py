@@ -283,6 +283,29 @@ class Pipeline:
         consumer.close()
         return out
 
+    def read_many(
+        self,
+        topics: list[str],
+        done: Callable[[dict[str, list[tuple[bytes | None, Any]]]], bool],
+        timeout_s: float = 120,
+    ) -> dict[str, list[tuple[bytes | None, Any]]]:
+        """(key, JSON value) of the records of each of ``topics`` from the beginning, read together
+        until ``done`` says so of them all, or time is up."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        names = {self.topics.get(topic, topic): topic for topic in topics}
+        deadline = time.monotonic() + timeout_s
+        while not all(consumer.partitions_for_topic(name) for name in names) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        partitions = [TopicPartition(name, p) for name in names for p in consumer.partitions_for_topic(name) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        out: dict[str, list[tuple[bytes | None, Any]]] = {topic: [] for topic in topics}
+        while not done(out) and time.monotonic() < deadline:
+            for tp, messages in consumer.poll(timeout_ms=300).items():
+                out[names[tp.topic]] += [(m.key, json_or_bytes(m.value)) for m in messages]
+        consumer.close()
+        return out
+
     def end_offsets(self, topic: str) -> str:
         """Each partition's end for a read_committed reader against its high watermark: where the
         two differ, a transaction is still open there (what a test failure should show)."""
