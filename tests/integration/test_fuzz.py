@@ -224,10 +224,6 @@ def run_example(pipeline: Pipeline, drawn: list[tuple[str, Any]]) -> None:
     assert set(outcomes) == raw_keys, sorted(raw_keys - set(outcomes))[:5]
     assert max(outcomes.values()) == 1, outcomes.most_common(3)
     assert {k for k, _ in dead} - raw_keys == dead_erasures
-    print(
-        f"example {example}: {len(enriched)} enriched, {len(dead)} dead, {len(tombstones)} tombstones",
-        Counter(r["error"]["message"][:60] for _, r in dead).most_common(4),
-    )
 
     with_media = {k for k, r in enriched if isinstance(r.get("media"), list) and r["media"]}
     if with_media:
