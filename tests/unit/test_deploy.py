@@ -110,6 +110,10 @@ def test_kubernetes_manifests_use_real_settings_probes_and_metrics() -> None:
     cli_ok(container["args"])
     assert {container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")} <= ENDPOINTS
     assert container["resources"]["requests"]["cpu"] and pod["securityContext"]["runAsNonRoot"]
+    # Each pod names itself to the others by its own address (query routing), never 0.0.0.0.
+    advertised = {e["name"]: e for e in container["env"]}["STREAMS_WEB_ADVERTISED_HOST"]
+    assert advertised["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert {e["name"] for e in container["env"]} <= SETTINGS
     mount = container["volumeMounts"][0]["mountPath"]
     assert config["STREAMS_PSEUDONYM_SECRET_FILE"].startswith(mount + "/")
     key = config["STREAMS_PSEUDONYM_SECRET_FILE"].rsplit("/", 1)[1]
