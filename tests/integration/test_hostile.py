@@ -91,3 +91,10 @@ def test_poison_pills_are_dead_lettered_and_nothing_stops(pipeline: Pipeline) ->
     for port in pipeline.ports:
         assert sorted({profile_status(port, user) for user in users}) == [200]
     assert first.poll() is None and second.poll() is None, "a worker exited"
+
+    # A peer that dies stays in the assignment until the group rebalances: the queries that
+    # ask it say so in their answer instead of failing with a server error.
+    pipeline.kill(second)
+    with urllib.request.urlopen(f"http://127.0.0.1:{pipeline.ports[0]}/trends/top?kind=hashtag&k=5", timeout=10) as r:
+        answer = orjson.loads(r.read())
+    assert r.status == 200 and answer["unreachable_workers"], answer
