@@ -146,8 +146,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.file is not None and not args.file.is_file():
             raise StreamsError(f"{args.file}: no such file")
         options = ReplayOptions(args.file, args.limit, args.rate, args.speedup, max(args.bad, 0), args.seed)
-        sent = replay(settings.bootstrap, args.topic or settings.topic_raw, options, progress=sys.stderr.isatty())
-        print(f"sent {sent} messages to {args.topic or settings.topic_raw}", file=sys.stderr)
+        summary = replay(settings.bootstrap, args.topic or settings.topic_raw, options, progress=sys.stderr.isatty())
+        print(summary.describe(args.topic or settings.topic_raw), file=sys.stderr)
         return 0
     if args.command == "tail":
         from streams.console import tail

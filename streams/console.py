@@ -14,6 +14,8 @@ from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.text import Text
 
+from streams.clients import kafka_config
+
 SENTIMENT_STYLE = {"positive": "green", "neutral": "white", "negative": "red"}
 ACTION_STYLE = {"allow": "dim", "review": "yellow", "block": "bold red"}
 
@@ -31,7 +33,7 @@ def records(
     ``ready`` is set once the consumer is positioned, so a caller can start
     producing without missing records.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka_config(bootstrap, enable_auto_commit=False))
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not partitions:
@@ -97,20 +99,47 @@ def _post(key_text: str, value: dict[str, Any], width: int) -> Text:
     return block
 
 
+def _term(value: dict[str, Any]) -> str:
+    term = f"{value.get('kind', '?')} {value.get('term', '?')}"
+    return f"{term} ({value['label']})" if value.get("label") else term
+
+
+def _window(line: Text, value: dict[str, Any]) -> Text:
+    """A trend window on one line: the term, its window, count, users and mood."""
+    window = value.get("window") or {}
+    mix = value.get("sentiment") or {}
+    mood = " ".join(f"{name[:3]} {share:.0%}" for name, share in mix.items() if isinstance(share, int | float))
+    line.append(f"{_term(value)} ", style="bold")
+    line.append(f"{window.get('start', '?')} +{window.get('size_s', '?')}s ", style="dim")
+    line.append(f"count {value.get('count')} users {value.get('unique_users')} {mood}")
+    return line.append("" if value.get("final", True) else " (open)", style="dim")
+
+
+def _alert(line: Text, value: dict[str, Any]) -> Text:
+    """A trend alert on one line: its type and severity, the term, and how far it is above its baseline."""
+    baseline = value.get("baseline") or {}
+    line.append(f"{value.get('type', 'alert')} {value.get('severity', '')} ", style="bold red")
+    line.append(f"{_term(value)} ", style="bold")
+    line.append(f"count {value.get('count')} vs {baseline.get('mean', 0):.1f} (score {value.get('score', 0):.1f})")
+    return line.append(f" at {(value.get('window') or {}).get('start', '?')}", style="dim")
+
+
 def render(key: bytes | None, value: Any, width: int = 80) -> Text:
     """A record in its own terms: an enriched post in a few lines that fit ``width``
-    columns, anything else on one line."""
+    columns, a trend window or alert on one line, anything else as its whole JSON."""
     key_text = key.decode("utf-8", "replace") if key else "-"
-    if isinstance(value, dict) and "sentiment" in value:
+    if isinstance(value, dict) and isinstance(value.get("sentiment"), dict) and "label" in value["sentiment"]:
         return _post(key_text, value, width)
     line = Text(f"{key_text[:24]:<24} ", style="cyan")
     if not isinstance(value, dict):
         return line.append("tombstone" if value is None else str(value)[:120])
-    if "error" in value:
+    if isinstance(value.get("error"), dict) and "stage" in value["error"]:
         error = value["error"]
         line.append(f"{error['stage']}/{error['type']} ", style="red")
-        return line.append(error["message"][:100])
-    return line.append(orjson.dumps(value).decode()[:160])
+        return line.append(str(error["message"])[:100])
+    if "term" in value and "window" in value:
+        return _alert(line, value) if "severity" in value else _window(line, value)
+    return line.append(orjson.dumps(value).decode())  # whole: the console folds it
 
 
 def tail(bootstrap: str, topic: str, as_json: bool, from_beginning: bool, limit: int | None, idle: float | None) -> int:
@@ -124,5 +153,5 @@ def tail(bootstrap: str, topic: str, as_json: bool, from_beginning: bool, limit:
             )
             sys.stdout.flush()
         else:
-            console.print(render(key, value, console.width), overflow="ellipsis")
+            console.print(render(key, value, console.width), overflow="fold")
     return count

@@ -29,6 +29,7 @@ import orjson
 from kafka import KafkaProducer
 from rich.console import Console
 
+from streams.clients import kafka_config
 from streams.console import records, render
 from streams.errors import StreamsError
 from streams.replay.producer import ReplayOptions, replay
@@ -208,7 +209,7 @@ def show_media(console: Console, settings: Settings, base_url: str) -> int:
 
     def produce() -> None:
         ready.wait()
-        producer = KafkaProducer(bootstrap_servers=settings.bootstrap.split(","), acks="all")
+        producer = KafkaProducer(**kafka_config(settings.bootstrap, acks="all"))
         for post_id, post in posts.items():
             producer.send(settings.topic_raw, key=post_id.encode(), value=orjson.dumps(post))
         producer.flush()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,10 @@ import orjson
 from kafka import KafkaProducer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from streams.clients import kafka_config
+from streams.errors import InvalidPost
+from streams.ingest.parse import parse_post
+from streams.settings import MAX_INPUT_BYTES
 from streams.replay.malformed import malformed
 from streams.replay.sources import created_at_ms, read_posts
 from streams.replay.synthetic import SyntheticPosts
@@ -92,15 +97,37 @@ class Pacer:
                 time.sleep(delay)
 
 
-def replay(bootstrap: str, topic: str, options: ReplayOptions, progress: bool = True) -> int:
+@dataclass(frozen=True)
+class ReplaySummary:
+    sent: int
+    invalid: Counter[str]  # of the source's own posts, those the pipeline will dead-letter, by reason
+
+    def describe(self, topic: str) -> str:
+        """One line for the person who ran the replay."""
+        line = f"sent {self.sent} messages to {topic}"
+        if self.invalid:
+            reasons = ", ".join(f"{reason} {count}" for reason, count in self.invalid.most_common())
+            total = sum(self.invalid.values())
+            line += f"; {total} of the source's lines are not valid posts ({reasons}): they go to the dead-letter topic"
+        return line
+
+
+def invalid_reasons(values: list[bytes]) -> Counter[str]:
+    """Why each value that is no valid post will be refused (the pipeline's own rules)."""
+    reasons: Counter[str] = Counter()
+    for value in values:
+        try:
+            parse_post(value, MAX_INPUT_BYTES)
+        except InvalidPost as error:
+            reasons[error.reason.value] += 1
+    return reasons
+
+
+def replay(bootstrap: str, topic: str, options: ReplayOptions, progress: bool = True) -> ReplaySummary:
     values = list(source_values(options))
+    invalid = invalid_reasons(values)
     pairs = list(with_malformed(values, options.bad))
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap.split(","),
-        acks="all",
-        linger_ms=5,
-        max_request_size=MAX_REQUEST_BYTES,
-    )
+    producer = KafkaProducer(**kafka_config(bootstrap, acks="all", linger_ms=5, max_request_size=MAX_REQUEST_BYTES))
     pacer = Pacer(options.rate, options.speedup)
     columns = (TextColumn("replay → " + topic), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
@@ -113,4 +140,4 @@ def replay(bootstrap: str, topic: str, options: ReplayOptions, progress: bool = 
         producer.flush()
     finally:
         producer.close()
-    return len(pairs)
+    return ReplaySummary(len(pairs), invalid)

@@ -21,6 +21,7 @@ from typing import Any
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
+from streams.clients import kafka_config
 from streams.kafka_compat import await_pending_joins
 from streams.sink.schema import TableSchema
 from streams.sink.table import PartitionMoved, TopicTable
@@ -71,7 +72,7 @@ class Sink(ConsumerRebalanceListener):
         self.stopping = False
         await_pending_joins()  # else a join that outlives a poll can leave the sink with no partitions
         self.consumer = KafkaConsumer(
-            bootstrap_servers=options.bootstrap.split(","),
+            **kafka_config(options.bootstrap),
             group_id=options.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

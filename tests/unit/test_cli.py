@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -43,11 +44,14 @@ def test_invalid_arguments_are_rejected() -> None:
     assert "must be above 0" in result.stderr
 
 
-def test_an_unreachable_broker_is_one_line() -> None:
+@pytest.mark.parametrize("command", [["topics", "create"], ["tail", "posts.enriched"], ["replay", "--limit", "3"]])
+def test_an_unreachable_broker_is_one_line_within_seconds(command: list[str]) -> None:
     import os
+    import time
 
+    started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "topics", "create"],
+        [sys.executable, "-m", "streams.cli", *command],
         env={**os.environ, "KAFKA_BOOTSTRAP": "127.0.0.1:1"},
         capture_output=True,
         text=True,
@@ -56,6 +60,7 @@ def test_an_unreachable_broker_is_one_line() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().startswith("social-streams: cannot reach Kafka at 127.0.0.1:1")
     assert len(result.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - started < 15  # kafka-python alone would wait 30 s in silence
 
 
 def test_a_worker_without_a_key_refuses_before_it_touches_the_broker() -> None:
@@ -74,8 +79,6 @@ def test_a_worker_without_a_key_refuses_before_it_touches_the_broker() -> None:
 
 
 def test_a_state_folder_that_cannot_be_written_is_one_line() -> None:
-    import pytest
-
     from streams.app import state_folder
     from streams.errors import SettingsError
     from streams.settings import Settings

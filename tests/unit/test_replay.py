@@ -76,3 +76,18 @@ def test_pacer_keeps_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
         pacer.wait(b"{}")
     # the clock is frozen by the patch, so each wait sleeps up to its target time
     assert slept == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5], abs=0.05)
+
+
+def test_a_replay_says_how_many_of_its_lines_are_not_valid_posts(tmp_path: Path) -> None:
+    from streams.replay.producer import ReplayOptions, ReplaySummary, invalid_reasons, source_values
+
+    source = tmp_path / "posts.jsonl"
+    good = [orjson.dumps({"id": str(i), "user_id": "u", "text": "hi", "created_at": 0}).decode() for i in range(3)]
+    source.write_text("\n".join([*good, '{"id": "x", "text"', '{"id": "y", "text": "no user", "created_at": 0}']))
+    values = list(source_values(ReplayOptions(source, None, None, None, 0)))
+    summary = ReplaySummary(len(values), invalid_reasons(values))
+    assert summary.describe("posts.raw") == (
+        "sent 5 messages to posts.raw; 2 of the source's lines are not valid posts "
+        "(invalid_json 1, missing_field 1): they go to the dead-letter topic"
+    )
+    assert ReplaySummary(3, invalid_reasons(values[:3])).describe("posts.raw") == "sent 3 messages to posts.raw"
