@@ -83,6 +83,11 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--bad", type=int, default=0, help="malformed messages to mix in")
     replay.add_argument("--topic", help="target topic (default: STREAMS_TOPIC_RAW)")
     replay.add_argument("--seed", type=int, default=7, help="seed of the synthetic generator")
+    replay.add_argument(
+        "--start",
+        type=timestamp_ms,
+        help="synthetic posts' first time (RFC 3339 or epoch ms; default: dated so they arrive as they happen)",
+    )
 
     tail = commands.add_parser("tail", help="show records of a topic")
     tail.add_argument("topic")
@@ -145,7 +150,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         if args.file is not None and not args.file.is_file():
             raise StreamsError(f"{args.file}: no such file")
-        options = ReplayOptions(args.file, args.limit, args.rate, args.speedup, max(args.bad, 0), args.seed)
+        options = ReplayOptions(args.file, args.limit, args.rate, args.speedup, max(args.bad, 0), args.seed, args.start)
         summary = replay(settings.bootstrap, args.topic or settings.topic_raw, options, progress=sys.stderr.isatty())
         print(summary.describe(args.topic or settings.topic_raw), file=sys.stderr)
         return 0

@@ -20,12 +20,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from streams.clients import kafka_config
 from streams.errors import InvalidPost
 from streams.ingest.parse import parse_post
-from streams.settings import MAX_INPUT_BYTES
 from streams.replay.malformed import malformed
 from streams.replay.sources import created_at_ms, read_posts
 from streams.replay.synthetic import SyntheticPosts
+from streams.settings import MAX_INPUT_BYTES
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
+SYNTHETIC_DEFAULT_COUNT = 1000
+SYNTHETIC_STEP_MS = 250
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,18 @@ class ReplayOptions:
     speedup: float | None  # replay in the posts' own time, this many times faster
     bad: int  # malformed messages mixed in evenly
     seed: int = 7
+    start_ms: int | None = None  # synthetic posts' first time; None: dated so they arrive as they happen
+
+
+def synthetic_dates(options: ReplayOptions, count: int, now_ms: int) -> tuple[int, int]:
+    """(first post's time, step between posts), both ms, so synthetic windows fill now: at a
+    rate, one step a post's share of a second from now (the posts are dated as they are sent);
+    as fast as possible, the whole run in the recent past, ending now. A fixed date would
+    fall behind the windows a broker has already closed, and nothing would count."""
+    step_ms = max(1, round(1000 / options.rate)) if options.rate else SYNTHETIC_STEP_MS
+    if options.start_ms is not None:
+        return options.start_ms, step_ms
+    return (now_ms, step_ms) if options.rate else (now_ms - count * step_ms, step_ms)
 
 
 def key_of(value: bytes) -> bytes | None:
@@ -48,8 +62,10 @@ def key_of(value: bytes) -> bytes | None:
 
 def source_values(options: ReplayOptions) -> Iterator[bytes]:
     if options.file is None:
-        synthetic = (orjson.dumps(p) for p in SyntheticPosts(seed=options.seed))
-        return itertools.islice(synthetic, options.limit or 1000)
+        count = options.limit or SYNTHETIC_DEFAULT_COUNT
+        start_ms, step_ms = synthetic_dates(options, count, int(time.time() * 1000))
+        synthetic = (orjson.dumps(p) for p in SyntheticPosts(seed=options.seed, start_ms=start_ms, step_ms=step_ms))
+        return itertools.islice(synthetic, count)
     values: Iterable[bytes] = read_posts(options.file)
     if options.speedup:  # own time order needs the whole file: sort by created_at
         values = sorted(values, key=lambda v: created_at_ms(v) or 0)

@@ -91,3 +91,20 @@ def test_a_replay_says_how_many_of_its_lines_are_not_valid_posts(tmp_path: Path)
         "(invalid_json 1, missing_field 1): they go to the dead-letter topic"
     )
     assert ReplaySummary(3, invalid_reasons(values[:3])).describe("posts.raw") == "sent 3 messages to posts.raw"
+
+
+def test_synthetic_posts_are_dated_so_their_windows_fill_now() -> None:
+    from streams.replay.producer import synthetic_dates
+
+    now = 1_800_000_000_000
+    fast = ReplayOptions(None, 1000, None, None, 0)
+    assert synthetic_dates(fast, 1000, now) == (now - 250_000, 250)  # the whole run in the recent past
+    paced = ReplayOptions(None, 1000, 50.0, None, 0)
+    assert synthetic_dates(paced, 1000, now) == (now, 20)  # dated as they are sent
+    fixed = ReplayOptions(None, 1000, None, None, 0, start_ms=1_767_225_600_000)
+    assert synthetic_dates(fixed, 1000, now) == (1_767_225_600_000, 250)
+    import time
+
+    before = int(time.time() * 1000)
+    dates = [orjson.loads(v)["created_at"] for v in source_values(ReplayOptions(None, 400, None, None, 0, seed=2))]
+    assert before - 400 * 250 - 2000 <= min(dates) and max(dates) <= int(time.time() * 1000) + 2000
