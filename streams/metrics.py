@@ -111,7 +111,10 @@ class Metrics:
             "streams_trend_windows_total", "Final trend windows published, per window type", ["type"], registry=r
         )
         self.trend_alerts = Counter(
-            "streams_trend_alerts_total", "Trend spike alerts opened, per severity", ["severity"], registry=r
+            "streams_trend_alerts_total",
+            "Trend spike alerts opened, per severity and term kind",
+            ["severity", "kind"],
+            registry=r,
         )
         self.trend_warnings = Counter(
             "streams_trend_warnings_total", "Early warnings: terms predicted to trend within the hour", registry=r

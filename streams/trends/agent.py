@@ -307,7 +307,7 @@ class WindowsStage:
                 log.info("early warning: %s %r, p=%.2f it trends within the hour", kind, term,
                          alert["prediction"]["probability"])  # fmt: skip
                 continue
-            self.metrics.trend_alerts.labels(alert["severity"]).inc()
+            self.metrics.trend_alerts.labels(alert["severity"], kind).inc()
             log.info("trend alert: %s %r count %d, %.1fx its baseline", kind, term, alert["count"], alert["growth"])
         return pending
 

@@ -47,6 +47,18 @@ def test_promtool_accepts_the_prometheus_config_and_rules() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_every_alert_rule_passes_its_promtool_unit_tests() -> None:
+    prometheus = DEPLOY / "prometheus"
+    result = subprocess.run(
+        [promtool(), "test", "rules", "alerts_test.yml"], cwd=prometheus, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rules = {r["alert"] for g in yaml.safe_load((prometheus / "alerts.yml").read_text())["groups"] for r in g["rules"]}
+    tests = yaml.safe_load((prometheus / "alerts_test.yml").read_text())["tests"]
+    tested = {case["alertname"] for test in tests for case in test["alert_rule_test"]}
+    assert rules == tested  # each rule has a test
+
+
 def test_dashboard_and_rules_query_only_exported_metrics() -> None:
     queried = queried_metrics()
     assert len(queried) >= 10
