@@ -73,7 +73,7 @@ def measure_sink(settings: Settings, posts: int) -> None:
 
     with tempfile.TemporaryDirectory() as lake:
         sources = {settings.topic_enriched: "posts.enriched", settings.topic_flagged: "posts.flagged"}
-        options = SinkOptions(settings.bootstrap, f"{settings.app_id}-sink", lake, sources, idle_exit_s=5.0)
+        options = SinkOptions(settings.connection, f"{settings.app_id}-sink", lake, sources, idle_exit_s=5.0)
         sink = Sink(options)
         started = time.monotonic()
         sink.run()

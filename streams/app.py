@@ -20,6 +20,7 @@ from pathlib import Path
 import faust
 
 from streams import faust_compat
+from streams.clients import KafkaConnection
 from streams.commits import CommitGate, guard_commits
 from streams.errors import SettingsError
 from streams.fanout import Router, install_fanout
@@ -57,10 +58,26 @@ def state_folder(settings: Settings) -> Path:
     return settings.state_dir
 
 
+def broker_credentials(connection: KafkaConnection) -> faust.types.auth.CredentialsT | None:
+    """Faust's spelling of the connection's security; None for PLAINTEXT."""
+    if connection.uses_sasl:
+        return faust.SASLCredentials(
+            username=connection.sasl_username,
+            password=connection.sasl_password,
+            ssl_context=connection.ssl_context() if connection.uses_ssl else None,
+            mechanism=connection.sasl_mechanism,
+        )
+    if connection.uses_ssl:
+        return faust.SSLCredentials(connection.ssl_context())
+    return None
+
+
 def create_app(settings: Settings) -> faust.App:
+    connection = settings.connection
     return faust.App(
         settings.app_id,
-        broker=[f"kafka://{host.strip()}" for host in settings.bootstrap.split(",")],
+        broker=[f"kafka://{host}" for host in connection.servers],
+        broker_credentials=broker_credentials(connection),
         store=settings.store,
         # Faust's own default is the same folder name in the working directory.
         datadir=str(state_folder(settings) / "{conf.name}-data"),

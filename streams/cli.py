@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 import orjson
 from kafka.errors import KafkaError
 
+from streams.clients import BootstrapFailures, unreachable
 from streams.errors import StreamsError
 from streams.settings import ENV, Settings
 
@@ -151,13 +151,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.file is not None and not args.file.is_file():
             raise StreamsError(f"{args.file}: no such file")
         options = ReplayOptions(args.file, args.limit, args.rate, args.speedup, max(args.bad, 0), args.seed, args.start)
-        summary = replay(settings.bootstrap, args.topic or settings.topic_raw, options, progress=sys.stderr.isatty())
+        summary = replay(settings.connection, args.topic or settings.topic_raw, options, progress=sys.stderr.isatty())
         print(summary.describe(args.topic or settings.topic_raw), file=sys.stderr)
         return 0
     if args.command == "tail":
         from streams.console import tail
 
-        tail(settings.bootstrap, args.topic, args.json, args.from_beginning, args.limit, args.idle_timeout)
+        tail(settings.connection, args.topic, args.json, args.from_beginning, args.limit, args.idle_timeout)
         return 0
     if args.command == "topics":
         from streams.topics import ensure_topics
@@ -217,7 +217,7 @@ def run_sink_command(args: argparse.Namespace, settings: Settings) -> int:
             print(orjson.dumps(table.compact(args.vacuum_hours)).decode())
         return 0
     options = SinkOptions(
-        settings.bootstrap,
+        settings.connection,
         group,
         settings.lake_uri,
         settings.sink_sources,
@@ -240,6 +240,7 @@ def print_rows(columns: list[str], rows: list[tuple[object, ...]], as_json: bool
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    failures = BootstrapFailures.watch() if args.command != "worker" else BootstrapFailures()
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_level, args.command)
@@ -248,9 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"social-streams: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-        print(f"social-streams: cannot reach Kafka at {bootstrap} ({exc}); start it (deploy/local/kafka start) "
-              "or set KAFKA_BOOTSTRAP", file=sys.stderr)  # fmt: skip
+        print(f"social-streams: {unreachable(settings.connection, exc, failures.last)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -14,14 +14,14 @@ from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.text import Text
 
-from streams.clients import kafka_config
+from streams.clients import KafkaConnection
 
 SENTIMENT_STYLE = {"positive": "green", "neutral": "white", "negative": "red"}
 ACTION_STYLE = {"allow": "dim", "review": "yellow", "block": "bold red"}
 
 
 def records(
-    bootstrap: str,
+    connection: KafkaConnection,
     topic: str,
     from_beginning: bool,
     limit: int | None,
@@ -33,11 +33,11 @@ def records(
     ``ready`` is set once the consumer is positioned, so a caller can start
     producing without missing records.
     """
-    consumer = KafkaConsumer(**kafka_config(bootstrap, enable_auto_commit=False))
+    consumer = KafkaConsumer(**connection.kafka_python(enable_auto_commit=False))
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not partitions:
-            raise SystemExit(f"topic {topic!r} does not exist on {bootstrap}")
+            raise SystemExit(f"topic {topic!r} does not exist on {connection.bootstrap}")
         consumer.assign(partitions)
         (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*partitions)
         for partition in partitions:
@@ -142,10 +142,12 @@ def render(key: bytes | None, value: Any, width: int = 80) -> Text:
     return line.append(orjson.dumps(value).decode())  # whole: the console folds it
 
 
-def tail(bootstrap: str, topic: str, as_json: bool, from_beginning: bool, limit: int | None, idle: float | None) -> int:
+def tail(
+    connection: KafkaConnection, topic: str, as_json: bool, from_beginning: bool, limit: int | None, idle: float | None
+) -> int:
     console = Console(highlight=False)
     count = 0
-    for key, value in records(bootstrap, topic, from_beginning, limit, idle):
+    for key, value in records(connection, topic, from_beginning, limit, idle):
         count += 1
         if as_json:
             sys.stdout.write(

@@ -29,7 +29,6 @@ import orjson
 from kafka import KafkaProducer
 from rich.console import Console
 
-from streams.clients import kafka_config
 from streams.console import records, render
 from streams.errors import StreamsError
 from streams.replay.producer import ReplayOptions, replay
@@ -49,6 +48,11 @@ def broker_env(port: int | None) -> dict[str, str]:
 def start_broker(port: int | None = None) -> tuple[str, bool]:
     """(bootstrap, whether this call started the broker); ``port``: KAFKA_PORT of the local broker."""
     if os.environ.get("KAFKA_BOOTSTRAP"):
+        if os.environ.get("KAFKA_PORT"):
+            raise StreamsError(
+                f"KAFKA_BOOTSTRAP ({os.environ['KAFKA_BOOTSTRAP']}) names a broker that runs already and KAFKA_PORT "
+                f"({os.environ['KAFKA_PORT']}) the port of a local one to start: unset one of them"
+            )
         return os.environ["KAFKA_BOOTSTRAP"], False
     env = broker_env(port)
     was_running = subprocess.run([str(KAFKA_SCRIPT), "status"], env=env, capture_output=True).returncode == 0
@@ -209,7 +213,7 @@ def show_media(console: Console, settings: Settings, base_url: str) -> int:
 
     def produce() -> None:
         ready.wait()
-        producer = KafkaProducer(**kafka_config(settings.bootstrap, acks="all"))
+        producer = KafkaProducer(**settings.connection.kafka_python(acks="all"))
         for post_id, post in posts.items():
             producer.send(settings.topic_raw, key=post_id.encode(), value=orjson.dumps(post))
         producer.flush()
@@ -217,7 +221,7 @@ def show_media(console: Console, settings: Settings, base_url: str) -> int:
 
     threading.Thread(target=produce, daemon=True).start()
     shown = 0
-    for key, value in records(settings.bootstrap, settings.topic_media, False, len(posts), 120, ready):
+    for key, value in records(settings.connection, settings.topic_media, False, len(posts), 120, ready):
         if key is None or key.decode() not in posts:
             continue
         shown += 1
@@ -249,13 +253,13 @@ def show_replay(console: Console, settings: Settings, args: argparse.Namespace) 
 
     def produce() -> None:
         ready.wait()
-        replay(settings.bootstrap, settings.topic_raw, options, progress=False)
+        replay(settings.connection, settings.topic_raw, options, progress=False)
 
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     started = time.monotonic()
     count = 0
-    for key, value in records(settings.bootstrap, settings.topic_enriched, False, args.limit, 60, ready):
+    for key, value in records(settings.connection, settings.topic_enriched, False, args.limit, 60, ready):
         count += 1
         console.print(render(key, value, console.width), overflow="ellipsis")
     elapsed = time.monotonic() - started

@@ -171,8 +171,12 @@ async def resume_offset(settings: Settings, tp: TP) -> int:
     """Where the group resumes ``tp``: its committed offset on the broker or, with none, the
     first offset the log holds (``auto_offset_reset=earliest``). Faust's consumer forgets a
     partition's committed offset at each revocation until it seeks again."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=settings.app_id,
-                                enable_auto_commit=False)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+        **settings.connection.aiokafka(),
+    )
     await consumer.start()  # no subscription: it fetches offsets, it never joins the group
     try:
         partition = TopicPartition(tp.topic, tp.partition)
@@ -192,6 +196,7 @@ async def fetch_range(settings: Settings, tp: TP, start: int, end: int) -> tuple
         enable_auto_commit=False,
         isolation_level=isolation,
         max_partition_fetch_bytes=8 * 1024 * 1024,
+        **settings.connection.aiokafka(),
     )
     await consumer.start()
     records: list[RefetchedEvent] = []

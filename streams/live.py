@@ -20,7 +20,6 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from streams.clients import kafka_config
 from streams.console import ACTION_STYLE, SENTIMENT_STYLE
 from streams.settings import Settings
 
@@ -112,7 +111,7 @@ class LiveState:
 
 
 def consumer_for(settings: Settings, topics: dict[str, str], from_beginning: bool) -> KafkaConsumer:
-    consumer = KafkaConsumer(**kafka_config(settings.bootstrap, enable_auto_commit=False))
+    consumer = KafkaConsumer(**settings.connection.kafka_python(enable_auto_commit=False))
     partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
     if not partitions:
         raise SystemExit(f"none of the topics {', '.join(topics)} exists on {settings.bootstrap}")

@@ -28,7 +28,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from streams.clients import kafka_config
 from streams.records import iso_utc
 from streams.settings import Settings
 
@@ -81,7 +80,7 @@ class ReportData:
 
 def read_topics(settings: Settings, data: ReportData, idle_s: float = 3.0) -> None:
     topics = {settings.topic_enriched: "enriched", settings.topic_trends: "windows", settings.topic_alerts: "alerts"}
-    consumer = KafkaConsumer(**kafka_config(settings.bootstrap, enable_auto_commit=False))
+    consumer = KafkaConsumer(**settings.connection.kafka_python(enable_auto_commit=False))
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
         if not partitions:

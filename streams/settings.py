@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from streams.clients import KafkaConnection
 from streams.errors import SettingsError
 from streams.ingest.parse import InputLimits
 from streams.privacy.pseudonym import DEV_SECRET
@@ -29,6 +30,25 @@ DEFAULT_VISION_DIR = PACKAGE_DIR.parent / "models" / "vision"
 # (field, environment variable, default, description)
 ENV: list[tuple[str, str, str, str]] = [
     ("bootstrap", "KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers (comma-separated)"),
+    (
+        "security_protocol",
+        "KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (Kafka's security.protocol), for every client",
+    ),
+    ("sasl_mechanism", "KAFKA_SASL_MECHANISM", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)"),
+    ("sasl_username", "KAFKA_SASL_USERNAME", "", "SASL user name (Confluent Cloud: the API key)"),
+    ("sasl_password", "KAFKA_SASL_PASSWORD", "", "SASL password (Confluent Cloud: the API secret); never logged"),
+    ("sasl_password_file", "KAFKA_SASL_PASSWORD_FILE", "", "File holding the SASL password (a mounted Secret)"),
+    (
+        "ssl_ca_file",
+        "KAFKA_SSL_CA_FILE",
+        "",
+        "PEM file of the CA that signed the brokers' certificates; empty: the system's",
+    ),
+    ("ssl_cert_file", "KAFKA_SSL_CERT_FILE", "", "PEM client certificate, for mutual TLS (with KAFKA_SSL_KEY_FILE)"),
+    ("ssl_key_file", "KAFKA_SSL_KEY_FILE", "", "PEM private key of the client certificate"),
+    ("ssl_key_password", "KAFKA_SSL_KEY_PASSWORD", "", "Password of an encrypted private key; never logged"),
     ("app_id", "STREAMS_APP_ID", "social-streams", "Consumer group and prefix of internal topics"),
     ("topic_raw", "STREAMS_TOPIC_RAW", "posts.raw", "Input topic of raw posts"),
     ("topic_enriched", "STREAMS_TOPIC_ENRICHED", "posts.enriched", "Enriched posts"),
@@ -305,7 +325,7 @@ SINKABLE = ("posts.enriched", "posts.flagged", "trends.windows", "trends.alerts"
 Threshold = float | None  # None: the model folder's per-head recommendation
 GUARANTEES: tuple[Guarantee, ...] = get_args(Guarantee)
 AGENTS = ("enrich", "profiles", "trends", "media")
-SECRETS = {"pseudonym_secret", "web_token"}
+SECRETS = {"pseudonym_secret", "web_token", "sasl_password", "ssl_key_password"}
 ANY_ADDRESS = ("0.0.0.0", "::", "[::]", "")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 EVENT_LOOPS = ("uvloop", "asyncio")
@@ -320,6 +340,15 @@ MAX_INPUT_BYTES = 1 << 20
 @dataclass(frozen=True)
 class Settings:
     bootstrap: str
+    security_protocol: str
+    sasl_mechanism: str
+    sasl_username: str
+    sasl_password: str
+    sasl_password_file: str
+    ssl_ca_file: str
+    ssl_cert_file: str
+    ssl_key_file: str
+    ssl_key_password: str
     app_id: str
     topic_raw: str
     topic_enriched: str
@@ -466,6 +495,7 @@ class Settings:
             )
         _require(self.store.startswith(("memory://", "rocksdb://")), "STREAMS_STORE", "must be memory:// or rocksdb://")
         _require(bool(self.bootstrap.strip()), "KAFKA_BOOTSTRAP", "must name at least one host:port")
+        self.check_connection()
         _require(bool(self.web_host.strip()), "STREAMS_WEB_HOST", "must name an address, e.g. 127.0.0.1 or 0.0.0.0")
         _require(1 <= self.web_port <= 65535, "STREAMS_WEB_PORT", "must be a port number, 1 to 65535")
         _require(self.profile_publish_interval_s >= 0, "STREAMS_PROFILE_PUBLISH_INTERVAL_S", "must be 0 or more")
@@ -490,6 +520,41 @@ class Settings:
                 parse_kinds(kinds)
             except ValueError as exc:
                 raise SettingsError(f"{var}: {exc}") from None
+
+    def check_connection(self) -> None:
+        problem = self.connection.problem()
+        if problem is not None:
+            raise SettingsError(problem)
+        for var, path in (
+            ("KAFKA_SASL_PASSWORD_FILE", self.sasl_password_file),
+            ("KAFKA_SSL_CA_FILE", self.ssl_ca_file),
+            ("KAFKA_SSL_CERT_FILE", self.ssl_cert_file),
+            ("KAFKA_SSL_KEY_FILE", self.ssl_key_file),
+        ):
+            _require(not path or Path(path).is_file(), var, f"{path} is not a file")
+        _require(
+            not (self.sasl_password and self.sasl_password_file),
+            "KAFKA_SASL_PASSWORD",
+            "and KAFKA_SASL_PASSWORD_FILE are both set: keep one",
+        )
+
+    @property
+    def connection(self) -> KafkaConnection:
+        """The Kafka connection every client of this deployment uses."""
+        password = self.sasl_password
+        if self.sasl_password_file and Path(self.sasl_password_file).is_file():
+            password = Path(self.sasl_password_file).read_text(encoding="utf-8").strip()
+        return KafkaConnection(
+            self.bootstrap,
+            self.security_protocol.strip().upper(),
+            self.sasl_mechanism.strip().upper(),
+            self.sasl_username,
+            password,
+            self.ssl_ca_file,
+            self.ssl_cert_file,
+            self.ssl_key_file,
+            self.ssl_key_password,
+        )
 
     def check_input_limits(self) -> None:
         _require(

@@ -12,7 +12,6 @@ from aiokafka.partitioner import murmur2
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from streams.clients import kafka_config
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,7 @@ def compaction_config(settings: Settings) -> dict[str, str]:
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the missing pipeline topics; return the names created."""
-    admin = KafkaAdminClient(**kafka_config(settings.bootstrap, client_id=f"{settings.app_id}-admin"))
+    admin = KafkaAdminClient(**settings.connection.kafka_python(client_id=f"{settings.app_id}-admin"))
     try:
         existing = set(admin.list_topics())
         wanted = [spec for spec in pipeline_topics(settings) if spec.name not in existing]

@@ -17,7 +17,7 @@ import orjson
 from kafka import KafkaProducer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams.clients import kafka_config
+from streams.clients import KafkaConnection
 from streams.errors import InvalidPost
 from streams.ingest.parse import parse_post
 from streams.replay.malformed import malformed
@@ -139,11 +139,11 @@ def invalid_reasons(values: list[bytes]) -> Counter[str]:
     return reasons
 
 
-def replay(bootstrap: str, topic: str, options: ReplayOptions, progress: bool = True) -> ReplaySummary:
+def replay(connection: KafkaConnection, topic: str, options: ReplayOptions, progress: bool = True) -> ReplaySummary:
     values = list(source_values(options))
     invalid = invalid_reasons(values)
     pairs = list(with_malformed(values, options.bad))
-    producer = KafkaProducer(**kafka_config(bootstrap, acks="all", linger_ms=5, max_request_size=MAX_REQUEST_BYTES))
+    producer = KafkaProducer(**connection.kafka_python(acks="all", linger_ms=5, max_request_size=MAX_REQUEST_BYTES))
     pacer = Pacer(options.rate, options.speedup)
     columns = (TextColumn("replay → " + topic), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:

@@ -21,7 +21,7 @@ from typing import Any
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
-from streams.clients import kafka_config
+from streams.clients import KafkaConnection
 from streams.kafka_compat import await_pending_joins
 from streams.sink.schema import TableSchema
 from streams.sink.table import PartitionMoved, TopicTable
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SinkOptions:
-    bootstrap: str
+    connection: KafkaConnection
     group: str
     root: str
     topics: dict[str, str]  # topic read -> its contract name (the table's name and schema)
@@ -72,7 +72,7 @@ class Sink(ConsumerRebalanceListener):
         self.stopping = False
         await_pending_joins()  # else a join that outlives a poll can leave the sink with no partitions
         self.consumer = KafkaConsumer(
-            **kafka_config(options.bootstrap),
+            **options.connection.kafka_python(),
             group_id=options.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
