@@ -86,3 +86,20 @@ def test_a_state_folder_that_cannot_be_written_is_one_line() -> None:
     with pytest.raises(SettingsError) as caught:
         state_folder(Settings.from_env({"STREAMS_STATE_DIR": "/proc"}))  # read-only even for root
     assert str(caught.value).startswith("STREAMS_STATE_DIR: cannot write in /proc")
+
+
+def test_a_broker_named_and_a_port_to_start_are_one_line_not_a_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from streams.demo import KAFKA_SCRIPT, start_broker
+    from streams.errors import StreamsError
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.setenv("KAFKA_PORT", "19999")
+    with pytest.raises(StreamsError, match="unset one of them"):
+        start_broker()
+    both = subprocess.run([str(KAFKA_SCRIPT), "start"], env=dict(os.environ), capture_output=True, text=True)
+    assert both.returncode == 1 and "unset one of them" in both.stderr and both.stdout == ""
+    monkeypatch.delenv("KAFKA_PORT")
+    nothing = subprocess.run([str(KAFKA_SCRIPT), "start"], env=dict(os.environ), capture_output=True, text=True)
+    assert nothing.returncode == 1 and "nothing answers at 127.0.0.1:1" in nothing.stderr and nothing.stdout == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,50 @@ def test_the_advertised_url_is_an_address_the_other_workers_can_reach() -> None:
     pod = {"STREAMS_WEB_HOST": "0.0.0.0", "STREAMS_WEB_ADVERTISED_HOST": "10.4.2.7"}
     assert Settings.from_env(pod).advertised_url == "http://10.4.2.7:6066"
     assert Settings.from_env({"STREAMS_WEB_HOST": "::1"}).advertised_url == "http://[::1]:6066"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL must be one of PLAINTEXT, SSL, SASL_PLAINTEXT"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_SASL_MECHANISM must be one of PLAIN, SCRAM-SHA-256"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"},
+            "SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
+        ),
+        ({"KAFKA_SASL_MECHANISM": "PLAIN"}, "KAFKA_SASL_* is set but KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
+        ({"KAFKA_SSL_CA_FILE": "/etc/hostname"}, "KAFKA_SSL_* is set but KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERT_FILE": "/etc/hostname"},
+            "KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together",
+        ),
+        ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_FILE": "/no/such/ca.pem"}, "KAFKA_SSL_CA_FILE /no/such"),
+    ],
+)
+def test_a_wrong_combination_of_connection_settings_is_one_line(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    assert str(caught.value).startswith(message), str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_sasl_connection_reads_its_password_from_a_file_and_never_shows_it(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret-password\n")
+    env = {
+        "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+        "KAFKA_SASL_MECHANISM": "scram-sha-512",
+        "KAFKA_SASL_USERNAME": "svc",
+        "KAFKA_SASL_PASSWORD_FILE": str(secret),
+    }
+    settings = Settings.from_env(env)
+    connection = settings.connection
+    assert (connection.security_protocol, connection.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    config = connection.kafka_python(acks="all")
+    assert config["sasl_plain_password"] == "s3cret-password" and config["acks"] == "all"
+    assert config["ssl_cafile"] is None  # the system's CAs
+    assert connection.aiokafka()["sasl_mechanism"] == "SCRAM-SHA-512"
+    for shown in (repr(settings), repr(connection), str(settings.describe())):
+        assert "s3cret" not in shown
+    with pytest.raises(SettingsError, match="both set"):
+        Settings.from_env({**env, "KAFKA_SASL_PASSWORD": "x"})
