@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"social-streams: {unreachable(settings.connection, exc, failures.last)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("social-streams: interrupted", file=sys.stderr)
         return 130
 
 

@@ -31,7 +31,7 @@ from rich.console import Console
 
 from streams.console import records, render
 from streams.errors import StreamsError
-from streams.replay.producer import ReplayOptions, replay
+from streams.replay.producer import ReplayOptions, key_of, replay, source_values
 from streams.settings import PACKAGE_DIR, Settings
 from streams.topics import ensure_topics
 
@@ -255,17 +255,24 @@ def show_replay(console: Console, settings: Settings, args: argparse.Namespace) 
         ready.wait()
         replay(settings.connection, settings.topic_raw, options, progress=False)
 
+    # Only this run's posts: a run stopped early leaves posts in posts.raw that the workers
+    # enrich now, and they are not this replay's.
+    mine = {key for value in source_values(options) if (key := key_of(value)) is not None}
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     started = time.monotonic()
     count = 0
-    for key, value in records(settings.connection, settings.topic_enriched, False, args.limit, 60, ready):
+    for key, value in records(settings.connection, settings.topic_enriched, False, None, 60, ready):
+        if key not in mine:
+            continue
         count += 1
         console.print(render(key, value, console.width), overflow="ellipsis")
+        if count == len(mine):
+            break
     elapsed = time.monotonic() - started
     console.print(
         f"[bold green]{count} enriched posts[/] in {elapsed:.1f}s ({count / elapsed:.0f} posts/s end to end); "
         f"{args.bad} malformed messages were sent to {settings.topic_deadletter} "
         f"(social-streams tail {settings.topic_deadletter} --from-beginning)"
     )
-    return 0 if count == args.limit else 1
+    return 0 if count == len(mine) else 1

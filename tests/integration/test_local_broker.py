@@ -46,6 +46,35 @@ def test_missing_java_is_one_clear_line() -> None:
     assert result.stderr.strip().startswith("kafka: java not found: install Java 17")
 
 
-def test_an_external_broker_is_used_as_given() -> None:
-    result = run("start", KAFKA_BOOTSTRAP="broker.example:9092")
-    assert (result.returncode, result.stdout.strip()) == (0, "broker.example:9092")
+def test_an_external_broker_is_used_as_given(bootstrap: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_PORT"}
+    result = subprocess.run(
+        [str(KAFKA_SCRIPT), "start"], env={**env, "KAFKA_BOOTSTRAP": bootstrap}, capture_output=True, text=True
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, bootstrap)
+
+
+def test_ctrl_c_ends_a_command_with_one_line(bootstrap: str) -> None:
+    import signal
+    import sys
+    import time
+    import uuid
+
+    from kafka import KafkaProducer
+
+    topic = f"ctrl-c-{uuid.uuid4().hex[:8]}"
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(topic, b"{}").get(timeout=30)  # the broker creates the topic
+    producer.close()
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "tail", topic],
+        env={**os.environ, "KAFKA_BOOTSTRAP": bootstrap},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)  # connected and waiting for records
+    tail.send_signal(signal.SIGINT)
+    out, err = tail.communicate(timeout=30)
+    assert tail.returncode == 130
+    assert err.strip() == "social-streams: interrupted", err
