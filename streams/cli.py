@@ -120,6 +120,11 @@ def parser() -> argparse.ArgumentParser:
 
     sink = commands.add_parser("sink", help="append the output topics to Delta Lake tables (STREAMS_LAKE_URI)")
     sink.add_argument("--idle-exit", type=positive_float, help="stop after N seconds without records")
+    sink.add_argument(
+        "--reset-source",
+        action="store_true",
+        help="a topic re-created or truncated under its table: go on from its start, the old rows kept (_source_epoch)",
+    )
     sink.add_argument("--compact", action="store_true", help="merge small files of every table, then exit")
     sink.add_argument("--vacuum-hours", type=int, help="with --compact: delete files older versions need, past N hours")
 
@@ -224,6 +229,7 @@ def run_sink_command(args: argparse.Namespace, settings: Settings) -> int:
         batch_rows=settings.sink_batch_rows,
         batch_s=settings.sink_batch_s,
         idle_exit_s=args.idle_exit,
+        reset_source=args.reset_source,
     )
     return run_sink(options)
 

@@ -1,4 +1,5 @@
-"""Where kafka-python 3.0 needs a hand: a group member that never takes up its assignment.
+"""Where kafka-python 3.0 needs a hand: a group member that never takes up its assignment,
+and the topic ids it knows but does not publish (``topic_id``).
 
 kafka-python 3.0's ``KafkaConsumer.poll(timeout_ms)`` runs the group join as a task it
 re-awaits on the next poll when the timeout ends first. The loop that re-awaits it runs
@@ -32,3 +33,12 @@ def await_pending_joins() -> None:
 
     ConsumerCoordinator.need_rejoin = need_rejoin_or_pending_join
     setattr(ConsumerCoordinator, _PATCHED, True)
+
+
+def topic_id(consumer: Any, topic: str) -> str | None:
+    """The topic's id (a UUID, new each time a topic is created) from the consumer's cluster
+    metadata, or None where this kafka-python or the broker does not give one. kafka-python
+    keeps it only on its private client: re-check on every upgrade."""
+    cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+    found = cluster.topic_id(topic) if cluster is not None and hasattr(cluster, "topic_id") else None
+    return None if found is None or int(found) == 0 else str(found)

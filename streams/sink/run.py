@@ -22,9 +22,9 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from streams.clients import KafkaConnection
-from streams.kafka_compat import await_pending_joins
+from streams.kafka_compat import await_pending_joins, topic_id
 from streams.sink.schema import TableSchema
-from streams.sink.table import PartitionMoved, TopicTable
+from streams.sink.table import LiveSource, PartitionMoved, SourceChanged, TopicTable
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class SinkOptions:
     batch_s: float = 10.0
     storage_options: dict[str, str] | None = None
     idle_exit_s: float | None = None  # stop after this long without records (tests, backfills)
+    reset_source: bool = False  # a re-created or truncated topic: go on from its start, old rows kept
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Sink(ConsumerRebalanceListener):
         self.buffer = Buffer()
         self.written = 0
         self.stopping = False
+        self.unchecked: set[TopicPartition] = set()  # assigned, paused until their source is checked
         await_pending_joins()  # else a join that outlives a poll can leave the sink with no partitions
         self.consumer = KafkaConsumer(
             **options.connection.kafka_python(),
@@ -88,12 +90,39 @@ class Sink(ConsumerRebalanceListener):
         self.flush()
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        for tp in assigned:
-            offset = self.tables[tp.topic].resume_offset(tp.partition)
+        # Checked after the poll: asking the broker for offsets blocks, which a listener may not.
+        fresh = list(assigned)
+        self.consumer.pause(*fresh)
+        self.unchecked.update(fresh)
+
+    def check_sources(self) -> None:
+        """Seek each newly assigned partition to where its table resumes, once the table's
+        offsets are known to belong to the topic as it is now (``TopicTable.check_source``)."""
+        partitions = sorted(self.unchecked, key=lambda tp: (tp.topic, tp.partition))
+        self.unchecked.clear()
+        partitions = [tp for tp in partitions if tp in self.consumer.assignment()]
+        if not partitions:
+            return
+        beginnings = self.consumer.beginning_offsets(partitions)
+        ends = self.consumer.end_offsets(partitions)
+        for tp in partitions:
+            table = self.tables[tp.topic]
+            live = LiveSource(topic_id(self.consumer, tp.topic), beginnings[tp], ends[tp])
+            try:
+                offset = table.check_source(tp.partition, live)
+            except SourceChanged as exc:
+                if not self.options.reset_source:
+                    raise
+                log.warning("sink: %s; going on as --reset-source asks", exc)
+                table.reset_source(live, [tp.partition])
+                offset = table.resume_offset(tp.partition)
+                offset = live.beginning if offset is not None and offset < live.beginning else offset
+            table.adopt_source(live)
             if offset is None:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset)
+            self.consumer.resume(tp)
             log.info("sink: %s[%d] resumes at %s", tp.topic, tp.partition, offset if offset is not None else "start")
 
     def run(self) -> int:
@@ -102,6 +131,11 @@ class Sink(ConsumerRebalanceListener):
         try:
             while not self.stopping:
                 polled = self.consumer.poll(timeout_ms=200)
+                if self.unchecked:
+                    polled = {
+                        tp: m for tp, m in polled.items() if tp not in self.unchecked
+                    }  # read again after the seek
+                    self.check_sources()
                 for tp, messages in polled.items():
                     schema = self.tables[tp.topic].schema
                     for m in messages:

@@ -5,7 +5,7 @@ stay strings, ISO 8601 in UTC, which DuckDB and Spark cast on read); arrays of
 scalars become lists; objects and arrays of objects become JSON text, queried
 with ``json_extract`` (their keys vary between records: score maps, privacy
 notes). Every row also carries where it came from (``_topic``, ``_partition``,
-``_offset``, ``_key``, ``_timestamp_ms``), ``event_date`` (the table's partition
+``_offset``, ``_key``, ``_timestamp_ms``, ``_source_epoch``), ``event_date`` (the table's partition
 column: the post's or window's UTC date) and ``_error`` (null; a record that is
 not valid JSON, or whose field does not fit its column, is kept with the reason
 and its raw text in ``_raw``, so nothing read is dropped). Fields the schema does
@@ -38,6 +38,9 @@ LINEAGE = [
     pa.field("_error", pa.string()),
     pa.field("_raw", pa.string()),
     pa.field("_extra", pa.string()),
+    # Which incarnation of the topic the row was read from: 0 for the first, one more each
+    # time the topic was re-created and the sink told to go on (``--reset-source``).
+    pa.field("_source_epoch", pa.int32()),
     pa.field("event_date", pa.string()),
 ]
 PARTITION_COLUMN = "event_date"

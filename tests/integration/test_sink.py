@@ -160,3 +160,48 @@ def test_sql_names_the_tables_when_a_query_fails(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "query failed" in result.stderr and "examples:" in result.stderr
+
+
+def test_a_topic_recreated_under_a_running_sink_stops_it_and_reset_source_goes_on(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    lake = tmp_path / "lake"
+    topic = pipeline.topics["enriched"]
+    pipeline.extra_env["STREAMS_SINK_TOPICS"] = "posts.enriched"
+    admin = KafkaAdminClient(bootstrap_servers=pipeline.bootstrap)
+    admin.create_topics([NewTopic(topic, 2, 1)])
+
+    def posts(prefix: str, count: int) -> list[tuple[bytes, bytes]]:
+        return [
+            (f"{prefix}{i}".encode(), orjson.dumps({"id": f"{prefix}{i}", "created_at_ms": i})) for i in range(count)
+        ]
+
+    pipeline.produce(posts("old", 40), "enriched")
+    sink = start_sink(pipeline, lake)
+    wait_rows(lake, "posts_enriched", 40, sink)
+    admin.delete_topics([topic])
+    while topic in admin.list_topics():
+        time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the deletion completes in the background
+        try:
+            admin.create_topics([NewTopic(topic, 2, 1)])
+            break
+        except TopicAlreadyExistsError:
+            time.sleep(0.5)
+    admin.close()
+    pipeline.produce(posts("new", 30), "enriched")  # offsets from 0 again: under the table's, on the same partitions
+
+    assert sink.wait(timeout=120) == 2  # stopped rather than skip or mix the new records in
+    said = (pipeline.log_dir / "sink.log").read_text().strip().splitlines()[-1]
+    assert "re-created" in said and "--reset-source" in said, said
+    assert rows_in(lake, "posts_enriched") == 40
+
+    sink = start_sink(pipeline, lake, "--reset-source")
+    wait_rows(lake, "posts_enriched", 70, sink)
+    by_epoch = dict(sql(lake, "SELECT _source_epoch, count(*) FROM posts_enriched GROUP BY 1"))
+    assert by_epoch == {0: 40, 1: 30}  # the old rows kept and told apart
+    assert {row[0][:3] for row in sql(lake, "SELECT _key FROM posts_enriched WHERE _source_epoch = 1")} == {"new"}
