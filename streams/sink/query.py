@@ -23,19 +23,19 @@ from streams.sink.table import table_name, table_uri
 EXAMPLES: dict[str, str] = {
     "sentiment-per-hour": (
         "SELECT date_trunc('hour', to_timestamp(created_at_ms / 1000)) AS hour, "
-        "json_extract_string(sentiment, '$.label') AS sentiment, count(*) AS posts "
+        "sentiment_label AS sentiment, count(*) AS posts "
         "FROM posts_enriched WHERE _error IS NULL GROUP BY ALL ORDER BY hour, sentiment"
     ),
     "top-trends-per-day": (
-        "SELECT event_date AS day, term, kind, sum(count) AS mentions FROM trends_windows "
-        "WHERE json_extract_string(\"window\", '$.type') = 'tumbling' AND _error IS NULL "
+        "SELECT event_date AS day, term, kind, any_value(label) AS label, sum(count) AS mentions "
+        "FROM trends_windows WHERE window_type = 'tumbling' AND _error IS NULL "
         "GROUP BY event_date, term, kind "
         "QUALIFY row_number() OVER (PARTITION BY day ORDER BY mentions DESC, term) <= 5 "
         "ORDER BY day, mentions DESC, term"
     ),
     "moderation-rate-per-language": (
         "SELECT language, count(*) AS posts, "
-        "avg(CASE WHEN json_extract_string(moderation, '$.action') <> 'allow' THEN 1 ELSE 0 END) AS flagged_rate "
+        "avg(CASE WHEN moderation_action <> 'allow' THEN 1 ELSE 0 END) AS flagged_rate "
         "FROM posts_enriched WHERE _error IS NULL GROUP BY language ORDER BY posts DESC"
     ),
 }

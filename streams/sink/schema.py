@@ -9,7 +9,9 @@ notes). Every row also carries where it came from (``_topic``, ``_partition``,
 column: the post's or window's UTC date) and ``_error`` (null; a record that is
 not valid JSON, or whose field does not fit its column, is kept with the reason
 and its raw text in ``_raw``, so nothing read is dropped). Fields the schema does
-not name (a post's own extra fields) go to ``_extra`` as JSON.
+not name (a post's own extra fields) go to ``_extra`` as JSON. The fields inside objects that
+people filter and group by (``FLAT_COLUMNS``: the sentiment label, the moderation action
+and scores, the platform, the engagement counts) are typed columns of their own too.
 """
 
 from __future__ import annotations
@@ -44,6 +46,27 @@ LINEAGE = [
     pa.field("event_date", pa.string()),
 ]
 PARTITION_COLUMN = "event_date"
+# Fields inside objects that people filter and group by, as typed columns of their own beside
+# the object's JSON text: (column, path in the record, type). A value that does not fit is null.
+_POST_COLUMNS: tuple[tuple[str, tuple[str, ...], pa.DataType], ...] = (
+    ("sentiment_label", ("sentiment", "label"), pa.string()),
+    ("emotion_label", ("emotion", "label"), pa.string()),
+    ("labels_supported", ("sentiment", "supported"), pa.bool_()),
+    ("moderation_action", ("moderation", "action"), pa.string()),
+    ("moderation_offensive", ("moderation", "scores", "offensive"), pa.float64()),
+    ("moderation_hate", ("moderation", "scores", "hate"), pa.float64()),
+    ("platform", ("platform",), pa.string()),
+    ("likes", ("metrics", "likes"), pa.int64()),
+    ("reposts", ("metrics", "reposts"), pa.int64()),
+    ("replies", ("metrics", "replies"), pa.int64()),
+    ("views", ("metrics", "views"), pa.int64()),
+)
+FLAT_COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...], pa.DataType], ...]] = {
+    "posts.enriched": _POST_COLUMNS,
+    "posts.flagged": _POST_COLUMNS,
+    "trends.windows": (("window_type", ("window", "type"), pa.string()),),
+    "trends.alerts": (("window_type", ("window", "type"), pa.string()),),
+}
 # Where each topic's event time lives (milliseconds since the epoch).
 EVENT_TIME: dict[str, tuple[str, ...]] = {
     "posts.enriched": ("created_at_ms",),
@@ -92,7 +115,8 @@ class TableSchema:
             fields.append(pa.field(name, kind if kind is not None else pa.string()))
             if kind is not None:
                 typed[name] = kind
-        return cls(topic, pa.schema(fields + LINEAGE), typed, frozenset(props))
+        flat = [pa.field(column, kind) for column, _, kind in FLAT_COLUMNS.get(topic, ()) if column not in props]
+        return cls(topic, pa.schema(fields + flat + LINEAGE), typed, frozenset(props))
 
     def row(self, value: bytes | None, key: bytes | None, partition: int, offset: int, ts: int) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -118,6 +142,11 @@ class TableSchema:
             row[name] = cell
         extra = {k: v for k, v in record.items() if k not in self.declared}
         row["_extra"] = orjson.dumps(extra).decode() if extra else None
+        for column, path, kind in FLAT_COLUMNS.get(self.topic, ()):
+            inner: Any = record
+            for part in path:
+                inner = inner.get(part) if isinstance(inner, dict) else None
+            row[column] = inner if inner is not None and _fits(kind, inner) else None
         row[PARTITION_COLUMN] = _date(self._event_ms(record, ts))
         return row
 

@@ -69,3 +69,23 @@ def test_a_reset_source_starts_a_new_epoch_from_the_topic_start_and_keeps_the_ol
     assert sorted((r["_source_epoch"], r["_offset"]) for r in data) == [(0, o) for o in range(10)] + [
         (1, o) for o in range(5)
     ]
+
+
+def test_the_fields_people_filter_by_are_typed_columns_of_their_own() -> None:
+    schema = TableSchema.of("posts.enriched")
+    record = {
+        "id": "p1",
+        "sentiment": {"label": "positive", "scores": {}, "supported": True},
+        "moderation": {"action": "review", "scores": {"offensive": 0.8, "hate": 0.1}, "reasons": [], "supported": True},
+        "platform": "mastodon",
+        "metrics": {"likes": 3, "views": "many"},
+    }
+    row = schema.row(orjson.dumps(record), b"p1", 0, 7, 0)
+    assert (row["sentiment_label"], row["moderation_action"], row["moderation_offensive"]) == (
+        "positive",
+        "review",
+        0.8,
+    )
+    assert (row["platform"], row["likes"], row["views"], row["labels_supported"]) == ("mastodon", 3, None, True)
+    assert schema.batch([row]).schema.field("likes").type == "int64"
+    assert "platform" in orjson.loads(row["_extra"])  # still whole in _extra: nothing is lost
