@@ -105,6 +105,10 @@ class TrendQueries(Protocol):
 
     def term(self, kind: str, term: str) -> dict[str, Any] | None: ...
 
+    def health(self) -> dict[str, Any]: ...
+
+    def empty_note(self) -> str | None: ...
+
 
 class ProfileQueries(Protocol):
     table: Any  # the Faust table, for app.table_route

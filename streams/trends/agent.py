@@ -40,7 +40,7 @@ from streams.topics import compaction_config, visual_by_term_topic
 from streams.trends import windows
 from streams.trends.cluster import CLUSTER_SOURCE, ClusterStage
 from streams.trends.detect import DetectorSettings, tsb_smoothing
-from streams.trends.query import LatestWindows, TrendsQuery
+from streams.trends.query import LatestWindows, TrendClock, TrendsQuery
 from streams.trends.route import TermSender, TrendsRouter
 from streams.trends.scheduler import WindowScheduler
 from streams.trends.state import Mention, TermState, decode_by_term, is_terms, is_watermark, new_state, split_key
@@ -111,6 +111,7 @@ class WindowsStage:
         # The latest watermark event of each partition: table writes of closes go to its partition.
         self.marks: dict[int, EventT] = {}
         self.lock = asyncio.Lock()  # the agent and the idle timer both close windows
+        self.clock = TrendClock(lambda: {p: sched.current for p, sched in self.schedulers.items()})
         runtime.on_roll_back.append(self.forget_schedules)
 
     def scheduler(self, partition: int) -> WindowScheduler:
@@ -217,6 +218,7 @@ class WindowsStage:
                                          for raw in mentions)  # fmt: skip
         for outcome, count in outcomes.items():
             self.metrics.trend_mentions.labels(outcome).inc(count)
+        self.clock.count(outcomes)
         return outcomes
 
     def report(self, late: Counter[int], repeats: Counter[int], events: list[Any]) -> None:
@@ -351,7 +353,7 @@ class Trends:
             self.visual = WindowsStage(runtime, visual_topic, self.latest, sources, "trend-visual")
         self.by_term = by_term
         tables = {"visual": self.visual.table} if self.visual is not None else {}
-        self.query = TrendsQuery(self.windows.table, self.latest, self.windows.detector, tables)
+        self.query = TrendsQuery(self.windows.table, self.latest, self.windows.detector, tables, self.windows.clock)
 
 
 def install_windows_agent(runtime: Runtime, stage: WindowsStage, name: str) -> None:

@@ -7,9 +7,11 @@ worker, for the top-K view; ``term`` reads one term's state from the table.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from streams.records import iso_utc
 from streams.runtime import TableView
 from streams.trends import detect
 from streams.trends.state import TermState, term_key
@@ -61,6 +63,41 @@ def term_view(state: TermState, detector: detect.DetectorSettings) -> dict[str, 
     }
 
 
+@dataclass
+class TrendClock:
+    """How this worker's trends keep up with event time: the watermark of each trends partition
+    and how many mentions came in time or late. A stream dated before the watermark (an old
+    replay on a broker that has run newer posts) is enriched but adds nothing to any window,
+    and /health and /trends/top say so instead of staying silently empty."""
+
+    watermarks: Callable[[], dict[int, int | None]]  # trends partition -> its watermark (ms), now
+    added: int = 0
+    late: int = 0
+
+    def count(self, outcomes: Mapping[str, int]) -> None:
+        self.added += outcomes.get("added", 0)
+        self.late += outcomes.get("late", 0)
+
+    def describe(self) -> dict[str, Any]:
+        marks = [ms for ms in self.watermarks().values() if ms is not None]
+        return {
+            "watermark": iso_utc(min(marks)) if marks else None,
+            "mentions_added": self.added,
+            "mentions_late": self.late,
+        }
+
+    def note(self) -> str | None:
+        """A line for an empty answer when most mentions came late; None otherwise."""
+        if self.late == 0 or self.late < self.added:
+            return None
+        watermark = self.describe()["watermark"]
+        return (
+            f"{self.late} mention(s) came after their windows had closed (watermark {watermark}): posts dated "
+            "before it are enriched but not counted in trends; send posts dated now (social-streams replay "
+            "dates synthetic posts so)"
+        )
+
+
 class TrendsQuery:
     """The trends stage as the views see it: top-K of this worker, one term by key."""
 
@@ -70,7 +107,9 @@ class TrendsQuery:
         latest: LatestWindows,
         detector: detect.DetectorSettings,
         by_kind: Mapping[str, TableView] | None = None,
+        clock: TrendClock | None = None,
     ) -> None:
+        self.clock = clock or TrendClock(dict)
         self.table = table  # the text terms' (and, for the views, the partitioning of every term)
         self.latest = latest
         self.detector = detector
@@ -78,6 +117,12 @@ class TrendsQuery:
 
     def top(self, kind: str, k: int) -> list[dict[str, Any]]:
         return self.latest.top(kind, k)
+
+    def health(self) -> dict[str, Any]:
+        return self.clock.describe()
+
+    def empty_note(self) -> str | None:
+        return self.clock.note()
 
     def term(self, kind: str, term: str) -> dict[str, Any] | None:
         state: TermState | None = self.by_kind.get(kind, self.table).get(term_key(kind, term))

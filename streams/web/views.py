@@ -139,6 +139,8 @@ def install_trend_views(runtime: Runtime, trends: TrendQueries) -> None:
                 entries = sorted((e for e in entries if e["window_end"] == newest), key=lambda e: -e["count"])[:k]
                 if missing:  # a partial answer says so rather than failing
                     answer["unreachable_workers"] = missing
+            if not entries and (note := trends.empty_note()) is not None:
+                answer["note"] = note  # empty because the stream is dated before the windows
             return self.json({**answer, "top": entries})
 
     @app.page("/trends/term")
@@ -233,6 +235,7 @@ def install_views(runtime: Runtime, profiles: ProfileQueries | None, trends: Tre
                     "assigned": assigned,
                     "last_batch_age_s": round(time.time() - last, 3) if last else None,
                     "agent_crashes": dict(crashes.counts),
+                    **({"trends": trends.health()} if trends is not None else {}),
                     "last_crash_age_s": round(time.time() - crashes.last_at, 3) if crashes.last_at else None,
                 },
                 status=code,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import orjson
 
-from tests.support import Pipeline
+from tests.support import Pipeline, synthetic
 
 TOKEN = "integration-test-token"
 UNDOCUMENTED = [
@@ -51,6 +52,22 @@ def test_only_documented_endpoints_answer_and_queries_need_the_token(pipeline: P
     assert {"status", "assigned", "model"} <= set(body(port, "/health", TOKEN))
     # STREAMS_WEB_HOST (loopback by default) is the address bound, not only the name in the URL.
     assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1; every interface would be 00000000
+
+    # Posts dated before the trends watermark are enriched but counted nowhere: /health says so.
+    posts = synthetic(120, seed=5)
+    pipeline.produce(posts)
+    pipeline.consume_keys("enriched", {key for key, _ in posts})
+    old = []
+    for _, value in posts:
+        post = orjson.loads(value)
+        post.update(id=f"{post['id']}-old", created_at=post["created_at"] - 400 * 86_400_000)
+        old.append((post["id"].encode(), orjson.dumps(post)))
+    pipeline.produce(old)
+    deadline = time.monotonic() + 90
+    while (trends := body(port, "/health", TOKEN)["trends"])["mentions_late"] == 0:
+        assert time.monotonic() < deadline, trends
+        time.sleep(0.5)
+    assert trends["watermark"] is not None and trends["mentions_added"] > 0
 
 
 def body(port: int, path: str, token: str | None = None) -> dict:

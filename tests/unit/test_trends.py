@@ -222,3 +222,18 @@ def test_only_busy_hopping_windows_are_compared_and_published_by_default() -> No
     reference = {("a", "tumbling", 0): 2, ("a", "hopping", 0): 4, ("a", "hopping", 60_000): 5}
     assert evaluation.publishable(reference) == {("a", "tumbling", 0): 2, ("a", "hopping", 60_000): 5}
     assert evaluation.publishable(reference, 2, 2) == reference
+
+
+def test_an_empty_top_says_when_the_mentions_came_after_their_windows_closed() -> None:
+    from collections import Counter
+
+    from streams.trends.query import TrendClock
+
+    clock = TrendClock(lambda: {0: 1_767_225_660_000, 1: None, 2: 1_767_225_720_000})
+    clock.count(Counter(added=40))
+    assert clock.note() is None  # mostly in time: nothing to say
+    clock.count(Counter(late=16_491, duplicate=3))
+    assert clock.describe() == {"watermark": "2026-01-01T00:01:00.000Z", "mentions_added": 40, "mentions_late": 16_491}
+    note = clock.note()
+    assert note is not None and "16491 mention(s) came after their windows had closed" in note
+    assert "2026-01-01T00:01:00.000Z" in note
