@@ -143,7 +143,8 @@ class BootstrapFailures(logging.Handler):
 def unreachable(connection: KafkaConnection, error: Exception, cause: str | None) -> str:
     """One line for a client that could not connect: why, when kafka-python said, and what to check."""
     where = f"Kafka at {connection.bootstrap}"
-    if cause and connection.uses_sasl and "disconnected" in cause:  # how a broker answers a refused password
+    # A refused password: the broker's answer, or (when it hangs up first) a dropped connection.
+    if cause and connection.uses_sasl and ("SaslAuthentication" in cause or "disconnected" in cause):
         return (
             f"{where} closed the connection while authenticating ({cause}): check KAFKA_SASL_MECHANISM "
             f"({connection.sasl_mechanism}), KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
