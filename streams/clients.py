@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # A broker that answers does so in milliseconds; a few seconds covers a slow network.
-BOOTSTRAP_TIMEOUT_S = 5.0
+BOOTSTRAP_TIMEOUT_S = 8.0
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
