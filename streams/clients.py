@@ -49,6 +49,16 @@ class KafkaConnection:
     def uses_sasl(self) -> bool:
         return self.security_protocol.startswith("SASL_")
 
+    def sasl(self) -> dict[str, Any]:
+        """The SASL keyword arguments, spelt alike by kafka-python and aiokafka; none without SASL."""
+        if not self.uses_sasl:
+            return {}
+        return {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.sasl_username,
+            "sasl_plain_password": self.sasl_password,
+        }
+
     def kafka_python(self, **config: Any) -> dict[str, Any]:
         """The keyword arguments of a kafka-python client, with ``config`` added."""
         options: dict[str, Any] = {
@@ -56,12 +66,7 @@ class KafkaConnection:
             "bootstrap_timeout_ms": int(BOOTSTRAP_TIMEOUT_S * 1000),
             "security_protocol": self.security_protocol,
         }
-        if self.uses_sasl:
-            options.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
-            )
+        options.update(self.sasl())
         if self.uses_ssl:
             options.update(
                 ssl_cafile=self.ssl_ca_file or None,
@@ -73,13 +78,7 @@ class KafkaConnection:
 
     def aiokafka(self) -> dict[str, Any]:
         """The security keyword arguments of an aiokafka client."""
-        options: dict[str, Any] = {"security_protocol": self.security_protocol}
-        if self.uses_sasl:
-            options.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
-            )
+        options: dict[str, Any] = {"security_protocol": self.security_protocol, **self.sasl()}
         if self.uses_ssl:
             options["ssl_context"] = self.ssl_context()
         return options

@@ -7,6 +7,7 @@ An invalid value raises ``SettingsError`` naming the variable and what to fix.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
@@ -538,9 +539,9 @@ class Settings:
             "and KAFKA_SASL_PASSWORD_FILE are both set: keep one",
         )
 
-    @property
+    @functools.cached_property
     def connection(self) -> KafkaConnection:
-        """The Kafka connection every client of this deployment uses."""
+        """The Kafka connection every client of this deployment uses (the password file read once)."""
         password = self.sasl_password
         if self.sasl_password_file and Path(self.sasl_password_file).is_file():
             password = Path(self.sasl_password_file).read_text(encoding="utf-8").strip()
