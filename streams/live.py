@@ -22,6 +22,7 @@ from rich.text import Text
 
 from streams.console import ACTION_STYLE, SENTIMENT_STYLE
 from streams.settings import Settings
+from streams.trends.lateness import LatePosts
 
 BARS = "▁▂▃▄▅▆▇█"
 RATE_WINDOW_S = 10.0
@@ -48,12 +49,16 @@ class LiveState:
     alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=6))
     flagged: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=6))
     step_ms: int = 60_000  # the tumbling window size, from the records
+    late: LatePosts = field(default_factory=LatePosts)
 
-    def add(self, kind: str, value: Any, now: float) -> None:
+    def add(self, kind: str, value: Any, now: float, record_ms: int = 0) -> None:
+        """One record of the topic ``kind`` (``record_ms``: its Kafka timestamp, when it was written)."""
         if not isinstance(value, dict):
             return
         if kind == "enriched":
             self.posts += 1
+            if isinstance(value.get("created_at_ms"), int):
+                self.late.post(record_ms, value["created_at_ms"])
             self.arrivals.append(now)
             self.sentiment[value.get("sentiment", {}).get("label", "?")] += 1
             self.model_ms.append(float(value.get("timing", {}).get("model_ms_per_post", 0.0)))
@@ -62,6 +67,8 @@ class LiveState:
             self.series.setdefault(key, {})[value["window"]["start_ms"]] = value["count"]
             self.labels[key] = value.get("label") or value["term"]
             self.step_ms = int(value["window"]["size_s"] * 1000)
+            if isinstance(value["window"].get("end_ms"), int):
+                self.late.window(record_ms, value["window"]["end_ms"])
         elif kind == "alerts":
             self.alerts.appendleft(value)
         elif kind == "flagged":
@@ -107,7 +114,8 @@ class LiveState:
             action = post.get("moderation", {}).get("action", "?")
             reasons = ", ".join(post.get("moderation", {}).get("reasons", []))
             flagged.add_row(Text(action, style=ACTION_STYLE.get(action, "")), reasons, post.get("text", "")[:80])
-        return Group(head, trends, alerts, flagged)
+        note = self.late.note()
+        return Group(head, *([Text(note, style="yellow")] if note else []), trends, alerts, flagged)
 
 
 def consumer_for(settings: Settings, topics: dict[str, str], from_beginning: bool) -> KafkaConsumer:
@@ -137,7 +145,8 @@ def run_top(settings: Settings, from_beginning: bool, duration_s: float | None, 
                 batch = consumer.poll(timeout_ms=500)
                 now = time.monotonic()
                 for message in (m for msgs in batch.values() for m in msgs):
-                    state.add(topics[message.topic], orjson.loads(message.value) if message.value else None, now)
+                    value = orjson.loads(message.value) if message.value else None
+                    state.add(topics[message.topic], value, now, message.timestamp)
                 live.update(state.render(now))
                 if once and not batch:
                     break

@@ -116,6 +116,12 @@ class Metrics:
             ["severity", "kind"],
             registry=r,
         )
+        self.trend_alerts_suppressed = Counter(
+            "streams_trend_alerts_suppressed_total",
+            "Alerts that qualified but found their hour's budget spent, per alert type and term kind",
+            ["type", "kind"],
+            registry=r,
+        )
         self.trend_warnings = Counter(
             "streams_trend_warnings_total", "Early warnings: terms predicted to trend within the hour", registry=r
         )

@@ -30,6 +30,7 @@ from matplotlib.ticker import MaxNLocator
 
 from streams.records import iso_utc
 from streams.settings import Settings
+from streams.trends.lateness import LatePosts
 
 SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
 ACTION_COLORS = {"review": "#ff9f1c", "block": "#7b2d26"}
@@ -47,23 +48,32 @@ class ReportData:
     window_ms: dict[tuple[str, str], int] = field(default_factory=dict)
     labels: dict[tuple[str, str], str] = field(default_factory=dict)  # topic id -> its label
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    late: LatePosts = field(default_factory=LatePosts)
 
     def inside(self, ts: int) -> bool:
         return (self.since_ms is None or ts >= self.since_ms) and (self.until_ms is None or ts < self.until_ms)
 
-    def add(self, kind: str, value: dict[str, Any]) -> None:
+    def add(self, kind: str, value: dict[str, Any], record_ms: int = 0) -> None:
+        """One record of the topic ``kind`` (``record_ms``: its Kafka timestamp, when it was written)."""
         if kind == "enriched":
             ts = value.get("created_at_ms", 0)
             if self.inside(ts):
                 self.posts.append((ts, value["sentiment"]["label"], value["moderation"]["action"]))
-        elif kind == "windows" and value["window"]["type"] == "tumbling" and self.inside(value["window"]["start_ms"]):
+                self.late.post(record_ms, ts)
+        elif kind == "windows":
+            self.add_window(value, record_ms)
+        elif kind == "alerts" and self.inside(value["window"]["start_ms"]):
+            self.alerts.append(value)
+
+    def add_window(self, value: dict[str, Any], record_ms: int) -> None:
+        if isinstance(value["window"].get("end_ms"), int):
+            self.late.window(record_ms, value["window"]["end_ms"])
+        if value["window"]["type"] == "tumbling" and self.inside(value["window"]["start_ms"]):
             key = (value["kind"], value["term"])
             self.windows[key][value["window"]["start_ms"]] = value["count"]
             self.window_ms[key] = int(value["window"]["size_s"] * 1000)
             if value.get("label"):
                 self.labels[key] = value["label"]
-        elif kind == "alerts" and self.inside(value["window"]["start_ms"]):
-            self.alerts.append(value)
 
     def span(self) -> tuple[int, int] | None:
         """(first, last) event time in the data, in ms."""
@@ -94,7 +104,7 @@ def read_topics(settings: Settings, data: ReportData, idle_s: float = 3.0) -> No
                 last = time.monotonic()
                 for m in messages:
                     if m.value:
-                        data.add(topics[m.topic], orjson.loads(m.value))
+                        data.add(topics[m.topic], orjson.loads(m.value), m.timestamp)
     finally:
         consumer.close()
 
@@ -216,12 +226,14 @@ def render_html(data: ReportData, png: bytes) -> str:
         for a in sorted(data.alerts, key=lambda a: a["window"]["start_ms"])
     )
     flagged = sum(1 for p in data.posts if p[2] != "allow")
+    note = data.late.note()
+    late = f'\n<p id="late"><b>{html.escape(note)}</b></p>' if note else ""
     image = base64.b64encode(png).decode()
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Social Streams report</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
 </head><body><h1>Social Streams report</h1>
 <p>{first} to {last} (UTC): {len(data.posts)} enriched posts, {len(data.alerts)} trend alerts,
-{flagged} posts flagged for review or block.</p>
+{flagged} posts flagged for review or block.</p>{late}
 <img id="charts" alt="trends, sentiment and moderation over time" src="data:image/png;base64,{image}">
 <h3>Alerts</h3><table><tr><th>window</th><th>kind</th><th>term</th><th>count</th><th>baseline</th><th>growth</th>
 <th>alert</th><th>forecast</th></tr>{alert_rows}</table></body></html>
@@ -236,4 +248,7 @@ def run_report(settings: Settings, since_ms: int | None, until_ms: int | None, o
     out.with_suffix(".png").write_bytes(png)
     print(f"{out} and {out.with_suffix('.png')}: {len(data.posts)} posts, {len(data.windows)} terms, "
           f"{len(data.alerts)} alerts")  # fmt: skip
+    note = data.late.note()
+    if note:
+        print(note)
     return 0

@@ -263,6 +263,37 @@ ENV: list[tuple[str, str, str, str]] = [
     ("trend_alert_ratio", "STREAMS_TREND_ALERT_RATIO", "2.0", "Spike: times the baseline mean"),
     ("trend_alert_min_count", "STREAMS_TREND_ALERT_MIN_COUNT", "5", "Spike: least count in the window"),
     ("trend_alpha", "STREAMS_TREND_ALPHA", "0.1", "Weight of the newest window in the baseline (EWMA)"),
+    ("trend_alert_min_users", "STREAMS_TREND_ALERT_MIN_USERS", "3", "Spike and early warning: least distinct authors"),
+    (
+        "trend_warning_threshold",
+        "STREAMS_TREND_WARNING_THRESHOLD",
+        "0.5",
+        "Early warning: least probability that the term trends within the hour",
+    ),
+    (
+        "trend_warning_min_count",
+        "STREAMS_TREND_WARNING_MIN_COUNT",
+        "3",
+        "Early warning: least count in the window",
+    ),
+    (
+        "trend_common_growth",
+        "STREAMS_TREND_COMMON_GROWTH",
+        "10.0",
+        "Spike of an everyday word (streams/trends/common_words.txt): times its own baseline",
+    ),
+    (
+        "trend_spikes_per_hour",
+        "STREAMS_TREND_SPIKES_PER_HOUR",
+        "20",
+        "Most spike alerts per term kind and hour of event time, the strongest first (0: no limit)",
+    ),
+    (
+        "trend_warnings_per_hour",
+        "STREAMS_TREND_WARNINGS_PER_HOUR",
+        "10",
+        "Most early warnings per term kind and hour of event time, the most probable first (0: no limit)",
+    ),
     (
         "trend_forecast_windows",
         "STREAMS_TREND_FORECAST_WINDOWS",
@@ -416,6 +447,12 @@ class Settings:
     trend_alert_ratio: float
     trend_alert_min_count: int
     trend_alpha: float
+    trend_alert_min_users: int
+    trend_warning_threshold: float
+    trend_warning_min_count: int
+    trend_common_growth: float
+    trend_spikes_per_hour: int
+    trend_warnings_per_hour: int
     trend_forecast_windows: int
     topic_similarity: float
     topic_max: int
@@ -608,6 +645,12 @@ class Settings:
         _require(self.trend_alert_ratio >= 1, "STREAMS_TREND_ALERT_RATIO", "must be at least 1")
         _require(self.trend_alert_min_count >= 1, "STREAMS_TREND_ALERT_MIN_COUNT", "must be at least 1")
         _require(0 < self.trend_alpha <= 1, "STREAMS_TREND_ALPHA", "must be in (0, 1]")
+        _require(self.trend_alert_min_users >= 1, "STREAMS_TREND_ALERT_MIN_USERS", "must be at least 1")
+        _require(0 <= self.trend_warning_threshold <= 1, "STREAMS_TREND_WARNING_THRESHOLD", "must be 0 to 1")
+        _require(self.trend_warning_min_count >= 1, "STREAMS_TREND_WARNING_MIN_COUNT", "must be at least 1")
+        _require(self.trend_common_growth >= 1, "STREAMS_TREND_COMMON_GROWTH", "must be at least 1")
+        _require(self.trend_spikes_per_hour >= 0, "STREAMS_TREND_SPIKES_PER_HOUR", "must be 0 or more")
+        _require(self.trend_warnings_per_hour >= 0, "STREAMS_TREND_WARNINGS_PER_HOUR", "must be 0 or more")
         _require(1 <= self.trend_forecast_windows <= 60, "STREAMS_TREND_FORECAST_WINDOWS", "must be 1 to 60")
         _require(0 < self.topic_similarity < 1, "STREAMS_TOPIC_SIMILARITY", "must be between 0 and 1")
         _require(1 <= self.topic_max <= 1024, "STREAMS_TOPIC_MAX", "must be 1 to 1024")

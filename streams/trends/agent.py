@@ -40,6 +40,7 @@ from streams.topics import compaction_config, visual_by_term_topic
 from streams.trends import windows
 from streams.trends.cluster import CLUSTER_SOURCE, ClusterStage
 from streams.trends.detect import DetectorSettings, tsb_smoothing
+from streams.trends.policy import AlertPolicy, Budget
 from streams.trends.query import LatestWindows, TrendClock, TrendsQuery
 from streams.trends.route import TermSender, TrendsRouter
 from streams.trends.scheduler import WindowScheduler
@@ -77,6 +78,19 @@ def detector_settings(runtime: Runtime) -> DetectorSettings:
     )
 
 
+def alert_policy(runtime: Runtime) -> AlertPolicy:
+    s = runtime.settings
+    return AlertPolicy(
+        min_users=s.trend_alert_min_users,
+        warning_min_count=s.trend_warning_min_count,
+        warning_threshold=s.trend_warning_threshold,
+        common_growth=s.trend_common_growth,
+        spikes_per_hour=s.trend_spikes_per_hour,
+        warnings_per_hour=s.trend_warnings_per_hour,
+        partitions=s.partitions,
+    )
+
+
 class WindowsStage:
     """The ``trends`` agent's work: mentions into panes, final windows out.
 
@@ -93,6 +107,8 @@ class WindowsStage:
         self.metrics = runtime.metrics
         self.spec = window_spec(runtime)
         self.detector = detector_settings(runtime)
+        self.policy = alert_policy(runtime)
+        self.budgets: dict[int, Budget] = {}  # per trends partition, for the hours of event time it sends in
         self.by_term = by_term
         self.latest = latest
         self.table = runtime.app.Table(
@@ -245,7 +261,10 @@ class WindowsStage:
         A watermark that jumps (a replay of old posts followed by live ones, or a source
         idle for hours) closes every term at once: tens of thousands of them. They are
         closed ``CLOSE_CHUNK`` at a time, letting the event loop run between chunks, so
-        the other agents (enrichment first) are not held back for seconds.
+        the other agents (enrichment first) are not held back for seconds. The alerts
+        of all of them go through the budget together (the strongest first), and are
+        sent before any term's state is saved: a crash in between sends them again,
+        never loses them.
         """
         scheduler = self.schedulers[partition]
         watermark = scheduler.current
@@ -253,33 +272,47 @@ class WindowsStage:
             return
         self.metrics.trend_watermark_lag.labels(str(partition)).set(max(0.0, time.time() - watermark / 1000))
         due = scheduler.on_notify()
-        for start in range(0, len(due), CLOSE_CHUNK):
-            try:
-                await self.close_terms(scheduler, watermark, due[start : start + CLOSE_CHUNK], event)
-            except BaseException:
-                self.reschedule(scheduler, due[start:])  # taken off the schedule, not yet closed
-                raise
-            if start + CLOSE_CHUNK < len(due):
-                await asyncio.sleep(0)
+        try:
+            closed = await self.close_terms(scheduler, watermark, due)
+            with processing(event):  # exactly-once: alerts go out in the transaction of their partition
+                await asyncio.gather(*await self.send_alerts(partition, closed))
+            for start in range(0, len(closed), CLOSE_CHUNK):
+                await self.save_closed(scheduler, closed[start : start + CLOSE_CHUNK], event)
+                if start + CLOSE_CHUNK < len(closed):
+                    await asyncio.sleep(0)
+        except BaseException:
+            self.reschedule(scheduler, due)  # taken off the schedule: due again from their saved state
+            raise
         await self.forget_idle(scheduler, event)
 
-    async def close_terms(self, scheduler: WindowScheduler, watermark: int, keys: list[str], event: EventT) -> None:
-        """Close these terms' due windows: publish them, then save each term's state."""
-        pending: list[Any] = []
-        closed: list[tuple[str, TermState]] = []
-        with processing(event):  # exactly-once: windows go out in the transaction of their partition
-            for key in keys:
+    async def close_terms(
+        self, scheduler: WindowScheduler, watermark: int, keys: list[str]
+    ) -> list[tuple[str, TermState, windows.Closed]]:
+        """Close these terms' due windows (in memory: nothing is sent or saved yet)."""
+        closed = []
+        for start in range(0, len(keys), CLOSE_CHUNK):
+            for key in keys[start : start + CLOSE_CHUNK]:
                 state = self.table.get(key)
-                if state is None:
-                    continue
-                result = windows.close(state, watermark, self.spec, self.detector, scheduler.warm)
-                pending += await self.publish(state, result)
-                closed.append((key, state))
+                if state is not None:
+                    result = windows.close(state, watermark, self.spec, self.detector, scheduler.warm, self.policy)
+                    closed.append((key, state, result))
+            if start + CLOSE_CHUNK < len(keys):
+                await asyncio.sleep(0)
+        return closed
+
+    async def save_closed(
+        self, scheduler: WindowScheduler, closed: list[tuple[str, TermState, windows.Closed]], event: EventT
+    ) -> None:
+        """Publish these terms' final windows, then save each term's state."""
+        pending: list[Any] = []
+        with processing(event):  # exactly-once: windows go out in the transaction of their partition
+            for _, state, result in closed:
+                pending += await self.publish_windows(state, result)
         await asyncio.gather(*pending)
         with processing(event):
-            for key, state in closed:
+            for key, state, _ in closed:
                 self.table[key] = state
-        for key, state in closed:
+        for key, state, _ in closed:
             scheduler.on_batch(key, state)
 
     def reschedule(self, scheduler: WindowScheduler, keys: list[str]) -> None:
@@ -288,10 +321,9 @@ class WindowsStage:
             if state is not None:
                 scheduler.on_batch(key, state)
 
-    async def publish(self, state: TermState, result: windows.Closed) -> list[Any]:
+    async def publish_windows(self, state: TermState, result: windows.Closed) -> list[Any]:
         s = self.rt.settings
         kind, term, label = state["kind"], state["term"], state["label"]
-        key = term.encode()
         pending = []
         for window in result.windows:
             if window["type"] == "tumbling":
@@ -299,11 +331,28 @@ class WindowsStage:
             if window["count"] < (s.trend_min_count if window["type"] == "tumbling" else s.trend_hop_min_count):
                 continue
             record = windows.window_record(kind, term, label, window)
-            pending.append(await self.windows_out.send(key=key, value=orjson.dumps(record)))
+            pending.append(await self.windows_out.send(key=term.encode(), value=orjson.dumps(record)))
             self.metrics.trend_windows.labels(window["type"]).inc()
-        for alert in result.alerts:
+        return pending
+
+    async def send_alerts(self, partition: int, closed: list[tuple[str, TermState, windows.Closed]]) -> list[Any]:
+        """The alerts the budget lets through, strongest first; the others counted."""
+        states = {}
+        candidates = []
+        for _, state, result in closed:
+            for alert in result.alerts:
+                states[id(alert)] = state
+                candidates.append(alert)
+        budget = self.budgets.setdefault(partition, self.policy.new_budget())
+        sent, suppressed = budget.admit(candidates)
+        for alert in suppressed:
+            self.metrics.trend_alerts_suppressed.labels(alert["type"], alert["kind"]).inc()
+        pending = []
+        for alert in sent:
+            state = states[id(alert)]
+            kind, term, label = state["kind"], state["term"], state["label"]
             record = windows.alert_record(kind, term, label, alert)
-            pending.append(await self.alerts_out.send(key=key, value=orjson.dumps(record)))
+            pending.append(await self.alerts_out.send(key=term.encode(), value=orjson.dumps(record)))
             if alert["type"] == "early_warning":
                 self.metrics.trend_warnings.inc()
                 log.info("early warning: %s %r, p=%.2f it trends within the hour", kind, term,

@@ -76,13 +76,16 @@ def probability(warning: Warning, values: list[float]) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
-def predict(warning: Warning, model: dict[str, Any], count: int, growth: float, hashtag: bool) -> dict[str, Any]:
-    """What a published window carries: the probability, and whether it warns."""
+def predict(
+    warning: Warning, model: dict[str, Any], count: int, growth: float, hashtag: bool, threshold: float | None = None
+) -> dict[str, Any]:
+    """What a published window carries: the probability, and whether it warns (at ``threshold``,
+    or the fitted one)."""
     p = probability(warning, features(model, count, growth, hashtag))
     rising = quiet(model, warning)
     return {
         "probability": round(p, 4),
-        "warning": rising and p >= warning.threshold,
+        "warning": rising and p >= (warning.threshold if threshold is None else threshold),
         "trending_recently": not rising,
         "target_count": warning.target_count,
         "within_s": warning.horizon_windows * warning.window_s,

@@ -20,11 +20,14 @@ from typing import Any
 
 from streams.records import SCHEMA_VERSION, iso_utc
 from streams.trends import detect, warning
+from streams.trends.policy import DEFAULT_POLICY, AlertPolicy, is_common
 from streams.trends.state import SENTIMENTS, Mention, MentionOutcome, Pane, TermState
 
 MAX_USERS_PER_PANE = 500  # unique users are exact up to this many per pane
 SAMPLES_PER_PANE = 3
 HISTORY_WINDOWS = 60  # closed tumbling windows kept for queries
+AUTHORS_KEPT = 64  # a term's last authors, to tell the share of a window's authors new to it
+CONTEXT_ALPHA = 0.02  # weight of one mention in the term's usual tone: about its last 50 mentions
 
 # A pane: [count, negative, neutral, positive, toxic, [users], [sample post ids], capped]
 COUNT, NEG, NEU, POS, TOXIC, USERS, SAMPLES, CAPPED = range(8)
@@ -100,6 +103,7 @@ def aggregate(panes: list[Pane]) -> dict[str, Any]:
         users.update(pane[USERS])
     return {
         "count": count,
+        "users": sorted(users),
         "unique_users": len(users),
         "unique_users_exact": not any(p[CAPPED] for p in panes),
         "sentiment": {label: round(sum(p[NEG + i] for p in panes) / count, 4) for i, label in enumerate(SENTIMENTS)},
@@ -117,12 +121,19 @@ class Closed:
 
 
 def close(
-    state: TermState, watermark_ms: int, spec: WindowSpec, detector: detect.DetectorSettings, warm: bool
+    state: TermState,
+    watermark_ms: int,
+    spec: WindowSpec,
+    detector: detect.DetectorSettings,
+    warm: bool,
+    policy: AlertPolicy = DEFAULT_POLICY,
 ) -> Closed:
     """Close every window of the term that ends at or before the watermark's boundary.
 
     ``warm``: the stream has run long enough that a term seen for the first time
     is new (baseline 0), not merely new to this worker (baseline = first count).
+    ``policy``: which of the detectors' alerts have the evidence to be candidates
+    (the budget is applied over all the terms a watermark closes, by the agent).
     """
     boundary = spec.boundary(watermark_ms)
     panes = {int(start): pane for start, pane in state["panes"].items()}
@@ -141,7 +152,7 @@ def close(
             continue
         window = {"type": window_type, "start": end - size, "end": end, "size_s": size / 1000, **aggregate(members)}
         if window_type == "tumbling":
-            alert = _observe(state, window, spec, detector, warm)
+            alert = _observe(state, window, spec, detector, warm, policy)
             if alert is not None:
                 result.alerts.append(alert)
         result.windows.append(window)
@@ -153,22 +164,31 @@ def close(
 
 
 def _observe(
-    state: TermState, window: dict[str, Any], spec: WindowSpec, s: detect.DetectorSettings, warm: bool
+    state: TermState,
+    window: dict[str, Any],
+    spec: WindowSpec,
+    s: detect.DetectorSettings,
+    warm: bool,
+    policy: AlertPolicy,
 ) -> dict[str, Any] | None:
     """Feed a closed tumbling window to the term's detector; the alert it opens, if any."""
     count = window["count"]
     model = state["model"]
+    common = is_common(state["kind"], state["term"], policy)
     if model is None:
-        model = state["model"] = detect.new_model(None if warm else count)
+        # A common word is never new: its first window is its level, not a rise from 0.
+        model = state["model"] = detect.new_model(None if warm and not common else count)
     elif state["model_end"] is not None:
         detect.skip_empty(model, (window["start"] - state["model_end"]) // spec.window_ms, s)
     baseline = {"mean": round(model["mean"], 3), "std": round(math.sqrt(max(model["var"], 0.0)), 3)}
     z, growth = detect.score(model, count), detect.growth(model, count)
-    opened = detect.observe(model, count, s)
+    past = (model.get("authors", []), model.get("negative"), model.get("toxic"))  # before the window is learnt
+    learn_context(model, window)
+    opened = detect.observe(model, count, s) and policy.spike_has_evidence(window, growth, common)
     state["model_end"] = window["end"]
     window["forecast"] = detect.forecast(model, s)
     window["forecast_interval"] = detect.forecast_interval(model, s)
-    warns = _predict(state, window, spec, growth, s)
+    warns = _predict(state, window, spec, growth, s, policy, common)
     history = state["history"]
     history.append([window["start"], count])
     del history[:-HISTORY_WINDOWS]
@@ -176,6 +196,7 @@ def _observe(
         return None
     return {
         "type": "spike" if opened else "early_warning",
+        "kind": state["kind"],
         "window": {k: window[k] for k in ("start", "end", "size_s")},
         "count": count,
         "baseline": baseline,
@@ -186,11 +207,42 @@ def _observe(
         "forecast_interval": window["forecast_interval"],
         "prediction": window.get("prediction"),
         "sample_post_ids": window["samples"][:5],
+        "explanation": explanation(past, window),
     }
 
 
+def explanation(past: tuple[list[str], float | None, float | None], window: dict[str, Any]) -> dict[str, Any]:
+    """What drives a window, against the term's own past (its last authors, its usual negative share
+    and toxicity, before the window was learnt): who posts it, and how its tone differs."""
+    authors, negative, toxic = past
+    known = set(authors)
+    users = window["users"]
+    return {
+        "unique_users": window["unique_users"],
+        "new_authors_share": round(sum(1 for u in users if u not in known) / len(users), 3) if users else 0.0,
+        "negative_share": window["sentiment"]["negative"],
+        "negative_baseline": None if negative is None else round(negative, 3),
+        "toxicity_rate": window["toxicity_rate"],
+        "toxicity_baseline": None if toxic is None else round(toxic, 3),
+    }
+
+
+def learn_context(model: detect.Model, window: dict[str, Any]) -> None:
+    """The term's usual tone (mention-weighted moving averages) and its last authors."""
+    weight = min(1.0, window["count"] * CONTEXT_ALPHA)
+    for name, value in (("negative", window["sentiment"]["negative"]), ("toxic", window["toxicity_rate"])):
+        model[name] = value if name not in model else model[name] + weight * (value - model[name])
+    model["authors"] = [*model.get("authors", ()), *window["users"]][-AUTHORS_KEPT:]
+
+
 def _predict(
-    state: TermState, window: dict[str, Any], spec: WindowSpec, growth: float, s: detect.DetectorSettings
+    state: TermState,
+    window: dict[str, Any],
+    spec: WindowSpec,
+    growth: float,
+    s: detect.DetectorSettings,
+    policy: AlertPolicy,
+    common: bool,
 ) -> bool:
     """Attach the early warning's prediction to the window (at the window size it was fitted for);
     True when it is the first warning of the term's rise: one early-warning alert per rise. Like a
@@ -202,10 +254,12 @@ def _predict(
     model = state["model"]
     assert model is not None
     prediction = window["prediction"] = warning.predict(
-        rule, model, window["count"], growth, state["kind"] == "hashtag"
+        rule, model, window["count"], growth, state["kind"] == "hashtag", policy.warning_threshold
     )
     if model.get("seeded") and model["windows"] < s.min_history:
         prediction["warning"] = False
+    elif prediction["warning"]:
+        prediction["warning"] = policy.warning_has_evidence(window, prediction["probability"], common)
     if not prediction["warning"]:
         return False
     last = model.get("warned_at")
@@ -273,4 +327,6 @@ def alert_record(kind: str, term: str, label: str | None, alert: dict[str, Any])
     }
     if alert.get("prediction") is not None:
         record["prediction"] = alert["prediction"]
+    if alert.get("explanation") is not None:
+        record["explanation"] = alert["explanation"]
     return record

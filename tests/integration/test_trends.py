@@ -11,7 +11,9 @@ from typing import Any
 
 import orjson
 
+from streams.topics import key_partition
 from streams.trends import evaluation as ev
+from streams.trends.state import term_key
 from streams.trends.windows import WindowSpec
 from tests.schema import validate_all
 from tests.support import Pipeline
@@ -102,3 +104,53 @@ def test_windows_are_exact_and_a_planted_burst_alerts(pipeline: Pipeline) -> Non
     assert term["windows"] and all(w["count"] > 0 for w in term["windows"])
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     assert 'streams_trend_posts_skipped_total{reason="future"} 1.0' in metrics
+
+
+def test_alerts_are_budgeted_strongest_first_and_explained(pipeline: Pipeline) -> None:
+    """Eight hashtags burst in the same minute with a budget of one spike per partition and hour:
+    each partition sends its strongest burst, the others are counted as suppressed, and every
+    alert says who drives it and how its tone differs from the term's usual."""
+    partitions = pipeline.partitions
+    pipeline.extra_env = {"STREAMS_TREND_KINDS": "hashtag", "STREAMS_TREND_HOP_SIZE_S": "0",
+                          "STREAMS_TREND_SPIKES_PER_HOUR": str(partitions)}  # fmt: skip
+    hour_ms = 3_600_000
+    start = (int(time.time() * 1000) - 2 * hour_ms) // hour_ms * hour_ms  # an hour of its own
+    bursts = {f"launch{i}": 30 + 10 * i for i in range(8)}  # the burst's mentions, all by new authors
+    posts: list[dict[str, Any]] = []
+    for minute in range(25):
+        for tag, size in bursts.items():
+            # Twenty calm minutes of two positive posts by two regulars, then a negative burst.
+            n, burst = (size, True) if minute == 22 else (2, False)
+            posts += [{"id": f"{tag}-{minute}-{i}", "user_id": f"{tag}-{'new' if burst else 'regular'}-{i}",
+                       "text": f"#{tag} {'awful, broken' if burst else 'lovely'}",
+                       "created_at": start + minute * 60_000 + 1_000 + i} for i in range(n)]  # fmt: skip
+    posts += ev.sentinels(partitions, start + 40 * 60_000)
+
+    pipeline.start_worker()
+    pipeline.produce([(p["id"].encode(), orjson.dumps(p)) for p in posts])
+    suppressed_line = 'streams_trend_alerts_suppressed_total{kind="hashtag",type="spike"}'
+
+    def suppressed() -> float:
+        lines = [line for line in pipeline.metrics(0).splitlines() if line.startswith(suppressed_line)]
+        return float(lines[0].split()[-1]) if lines else 0.0
+
+    by_partition: dict[int, list[str]] = {}
+    for tag in bursts:
+        by_partition.setdefault(key_partition(term_key("hashtag", tag).encode(), partitions), []).append(tag)
+
+    def spiked(records: list[tuple[bytes | None, Any]]) -> bool:
+        return sum(1 for _, value in records if value["type"] == "spike") >= len(by_partition)
+
+    records = pipeline.read(f"{pipeline.name}.alerts", spiked, 240)
+    deadline = time.monotonic() + 60
+    while suppressed() < len(bursts) - len(by_partition) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    spikes = [value for _, value in records if value["type"] == "spike"]
+    validate_all("trends.alerts", spikes)
+    strongest = {max(tags, key=lambda t: bursts[t]) for tags in by_partition.values()}
+    assert {a["term"] for a in spikes} == strongest
+    assert suppressed() == len(bursts) - len(strongest)
+    for alert in spikes:
+        why = alert["explanation"]
+        assert why["unique_users"] == bursts[alert["term"]] and why["new_authors_share"] == 1.0
+        assert why["negative_share"] > 0.5 and why["negative_baseline"] is not None and why["negative_baseline"] < 0.3

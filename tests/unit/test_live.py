@@ -74,3 +74,25 @@ def test_sentiment_colours_read_naturally() -> None:
     from streams.report import SENTIMENT_COLORS
 
     assert SENTIMENT_COLORS == {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
+
+
+def test_posts_dated_before_the_watermark_are_named_in_top_and_report() -> None:
+    from streams.report import ReportData, render_html
+
+    hour_ms = 3_600_000
+    state, data = LiveState(), ReportData()
+    closed = window("old", hour_ms - 60_000, 5)
+    closed["window"]["end_ms"] = hour_ms
+    post = {"created_at_ms": 600_000, "sentiment": {"label": "neutral"}, "moderation": {"action": "allow"},
+            "timing": {"model_ms_per_post": 1.0}}  # fmt: skip
+    records = [("enriched", post, 1_000), ("windows", closed, 2_000), ("enriched", post, 3_000)]
+    for kind, value, written_ms in records:
+        state.add(kind, value, 1.0, written_ms)
+        data.add(kind, value, written_ms)
+    # The first post was enriched before any window closed: in time. The same date again, enriched
+    # after a window ending an hour later was published, is late.
+    assert state.late.count() == data.late.count() == (1, hour_ms)
+    console = Console(record=True, width=400)
+    console.print(state.render(now=1.0))
+    assert "1 of 2 posts were dated before the trends watermark (1970-01-01T01:00:00.000Z)" in console.export_text()
+    assert 'id="late"' in render_html(data, b"")
