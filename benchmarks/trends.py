@@ -235,7 +235,10 @@ def semeval(args: argparse.Namespace, bootstrap: str) -> None:
             top = ", ".join(f"{labels[t] if kind == 'topic' else t} ({c})" for t, c in counter.most_common(10))
             print(f"top {kind}s: {top}")
         spikes = [a for a in alerts.records if a["type"] == "spike"]
-        print(f"spike alerts: {len(spikes)}; early warnings: {len(alerts.records) - len(spikes)}")
+        print(
+            f"spike alerts: {len(spikes)}; early warnings: {len(alerts.records) - len(spikes)}; "
+            f"{len(alerts.records) * 10_000 / len(posts):.1f} alerts per 10,000 posts"
+        )
         for alert in sorted(spikes, key=lambda a: -a["score"])[:10]:
             name = alert.get("label") or alert["term"]
             print(f"  {alert['window']['start']} {alert['kind']} {name!r} count {alert['count']} "

@@ -23,6 +23,8 @@ from streams.ingest.parse import InputLimits
 from streams.privacy.pseudonym import DEV_SECRET
 from streams.privacy.redact import parse_kinds
 from streams.terms import KINDS
+from streams.trends.watchlist import WatchList
+from streams.trends.watchlist import load as load_watch_list
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = PACKAGE_DIR.parent / "models" / "social-minilm"
@@ -227,8 +229,15 @@ ENV: list[tuple[str, str, str, str]] = [
     (
         "trend_kinds",
         "STREAMS_TREND_KINDS",
-        "hashtag,cashtag,keyword,topic,visual",
-        "Trend term kinds (hashtag, cashtag, keyword, topic, visual: image tags); each can be left out",
+        "hashtag,cashtag,keyword,topic,visual,entity",
+        "Trend term kinds (hashtag, cashtag, keyword, topic, visual: image tags, entity: the watch list's); "
+        "each can be left out",
+    ),
+    (
+        "watchlist",
+        "STREAMS_WATCHLIST",
+        "",
+        "TOML file of the entities always windowed, with their aliases and hashtags (empty: none)",
     ),
     ("trend_window_s", "STREAMS_TREND_WINDOW_S", "60", "Tumbling trend window, seconds of event time"),
     ("trend_hop_size_s", "STREAMS_TREND_HOP_SIZE_S", "600", "Hopping trend window size, seconds (0 = none)"),
@@ -434,6 +443,7 @@ class Settings:
     compacted_segment_ms: int
     tombstone_retention_ms: int
     trend_kinds: str
+    watchlist: str
     trend_window_s: int
     trend_hop_size_s: int
     trend_hop_s: int
@@ -628,6 +638,7 @@ class Settings:
     def check_trends(self) -> None:
         unknown = set(self.trend_kind_names) - set(KINDS)
         _require(not unknown, "STREAMS_TREND_KINDS", f"may name only {', '.join(KINDS)}")
+        load_watch_list(self.watchlist)  # a file that cannot be used fails here, with one line
         _require(self.trend_window_s >= 1, "STREAMS_TREND_WINDOW_S", "must be at least 1")
         _require(self.trend_hop_size_s >= 0, "STREAMS_TREND_HOP_SIZE_S", "must be 0 or more")
         _require(
@@ -673,6 +684,10 @@ class Settings:
     @property
     def input_limits(self) -> InputLimits:
         return InputLimits(self.max_message_bytes, self.max_hashtags, self.max_media)
+
+    @functools.cached_property
+    def watch_list(self) -> WatchList:
+        return load_watch_list(self.watchlist)
 
     @property
     def trend_kind_names(self) -> list[str]:

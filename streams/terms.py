@@ -13,7 +13,7 @@ import re
 import unicodedata
 from typing import Literal, get_args
 
-TermKind = Literal["hashtag", "cashtag", "keyword", "topic", "visual"]
+TermKind = Literal["hashtag", "cashtag", "keyword", "topic", "visual", "entity"]
 KINDS: tuple[TermKind, ...] = get_args(TermKind)
 MAX_TERM_CHARS = 64
 MAX_KEYWORDS = 24

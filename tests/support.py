@@ -306,6 +306,15 @@ class Pipeline:
         consumer.close()
         return out
 
+    def record_count(self, topic: str) -> int:
+        """How many records ``topic`` holds now (the sum of its partitions' high watermarks)."""
+        name = self.topics.get(topic, topic)
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
+        total = sum(consumer.end_offsets(partitions).values())
+        consumer.close()
+        return total
+
     def end_offsets(self, topic: str) -> str:
         """Each partition's end for a read_committed reader against its high watermark: where the
         two differ, a transaction is still open there (what a test failure should show)."""

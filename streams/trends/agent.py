@@ -274,6 +274,7 @@ class WindowsStage:
         due = scheduler.on_notify()
         try:
             closed = await self.close_terms(scheduler, watermark, due)
+            windows.share_of_voice([(state, result) for _, state, result in closed])
             with processing(event):  # exactly-once: alerts go out in the transaction of their partition
                 await asyncio.gather(*await self.send_alerts(partition, closed))
             for start in range(0, len(closed), CLOSE_CHUNK):
@@ -328,7 +329,8 @@ class WindowsStage:
         for window in result.windows:
             if window["type"] == "tumbling":
                 self.latest.remember(state, window)
-            if window["count"] < (s.trend_min_count if window["type"] == "tumbling" else s.trend_hop_min_count):
+            least = s.trend_min_count if window["type"] == "tumbling" else s.trend_hop_min_count
+            if window["count"] < least and kind != "entity":  # a watched entity: every window
                 continue
             record = windows.window_record(kind, term, label, window)
             pending.append(await self.windows_out.send(key=term.encode(), value=orjson.dumps(record)))

@@ -37,6 +37,7 @@ Model = dict[str, Any]
 # A gap of this many empty windows resets the baseline: the weights left are nil.
 MAX_ZERO_STEPS = 200
 RECENT_WINDOWS = 10  # the last counts kept for the early warning (streams.trends.warning)
+TONE_LEARNING = 0.2  # share of its weight a window keeps in the usual tone while a sentiment shift is open
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,12 @@ class DetectorSettings:
     tsb_probability: float = 0.05
     horizon: int = 3  # forecast windows
     interval: float = 0.8  # the forecast interval's coverage
+    # Sentiment shift of a watched entity: the window's negative share this far above its usual,
+    # this many binomial deviations above it, with this many mentions, after this many windows.
+    shift_delta: float = 0.3
+    shift_z: float = 3.0
+    shift_min_count: int = 5
+    shift_history: int = 5
 
 
 def tsb_smoothing(window_s: float) -> tuple[float, float]:
@@ -189,3 +196,30 @@ def observe(model: dict[str, Any], count: int, s: DetectorSettings) -> bool:
     model["windows"] += 1
     model["last_z"] = z if high else 0.0
     return opened
+
+
+def observe_tone(model: Model, window: dict[str, Any], s: DetectorSettings) -> bool:
+    """Score a window's negative share against the term's usual one (``model["negative"]``, before
+    the window is learnt); True when it opens a sentiment shift. The deviation is the binomial one
+    of the usual share, floored at 5%, so a few negative posts on a term that is never negative are
+    not a crisis. One alert per shift: it closes, and re-arms, when the share is back within half
+    the distance."""
+    usual = model.get("negative")
+    count, negative = window["count"], window["sentiment"]["negative"]
+    model["tone_windows"] = model.get("tone_windows", 0) + 1
+    if usual is None:
+        return False
+    spread = math.sqrt(max(usual, 0.05) * (1 - min(usual, 0.95)) / max(count, 1))
+    z = model["tone_z"] = (negative - usual) / spread
+    alert = model.get("tone_alert")
+    if alert is not None:
+        if negative <= usual + s.shift_delta / 2 or alert["windows"] >= s.max_alert_windows:
+            model["tone_alert"] = None
+        else:
+            alert["windows"] += 1
+        return False
+    ready = model["tone_windows"] > s.shift_history
+    if ready and count >= s.shift_min_count and negative - usual >= s.shift_delta and z >= s.shift_z:
+        model["tone_alert"] = {"windows": 0, "peak": negative}
+        return True
+    return False

@@ -32,7 +32,7 @@ from typing import Any
 
 COMMON_WORDS_FILE = Path(__file__).with_name("common_words.txt")
 HOUR_MS = 3_600_000
-ALERT_TYPES = ("spike", "early_warning")
+ALERT_TYPES = ("spike", "early_warning", "sentiment_shift")
 
 
 @cache
@@ -77,7 +77,7 @@ class AlertPolicy:
         )
 
     def limit(self, alert_type: str) -> int:
-        total = self.spikes_per_hour if alert_type == "spike" else self.warnings_per_hour
+        total = self.warnings_per_hour if alert_type == "early_warning" else self.spikes_per_hour
         return math.ceil(total / max(self.partitions, 1)) if total > 0 else 0
 
     def new_budget(self) -> Budget:
@@ -85,7 +85,7 @@ class AlertPolicy:
 
 
 def strength(alert: dict[str, Any]) -> float:
-    if alert["type"] == "spike":
+    if alert["type"] != "early_warning":
         return float(alert["score"])
     return float((alert.get("prediction") or {}).get("probability", 0.0))
 

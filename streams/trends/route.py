@@ -35,16 +35,23 @@ from streams.trends.state import (
     mention_of,
     term_key,
 )
+from streams.trends.watchlist import WatchList
 
 BROADCAST_INTERVAL_S = 0.2  # the route's watermark reports: windows close this much later at most
 # Asking the broker for end offsets runs on the consumer's thread: not more often than this.
 END_OFFSETS_INTERVAL_S = 3.0
 TERM_FIELDS = (("hashtag", "hashtags"), ("cashtag", "cashtags"), ("keyword", "keywords"))
+ENTITY_PREFIX = term_key("entity", "")
+ENTITY_ROUTING_KEY = "entity"
 
 
-def terms_of(post: dict[str, Any], kinds: list[str]) -> list[tuple[str, str]]:
+def terms_of(post: dict[str, Any], kinds: list[str], watch: WatchList | None = None) -> list[tuple[str, str]]:
+    """The post's terms of these kinds, with the watched entities it mentions."""
     terms = post.get("terms") or {}
-    return [(kind, term) for kind, name in TERM_FIELDS if kind in kinds for term in terms.get(name) or []]
+    found = [(kind, term) for kind, name in TERM_FIELDS if kind in kinds for term in terms.get(name) or []]
+    if watch and "entity" in kinds:
+        found += [("entity", term) for term in watch.match(str(post.get("text", "")), terms.get("hashtags") or [])]
+    return found
 
 
 def cluster_terms(post: dict[str, Any]) -> list[str]:
@@ -74,8 +81,10 @@ class TermSender:
 
     def partition_of(self, key: str) -> int:
         """The partition a message keyed by ``key`` goes to (the producer's default partitioner):
-        a term's state stays where keyed messages put it."""
-        return key_partition(key.encode(), self.partitions)
+        a term's state stays where keyed messages put it. Watched entities all go to one partition:
+        their share of voice is computed where all of them are."""
+        routing = ENTITY_ROUTING_KEY if key.startswith(ENTITY_PREFIX) else key
+        return key_partition(routing.encode(), self.partitions)
 
     async def combined(self, per_key: dict[str, list[Mention]]) -> list[Any]:
         """Many terms' mentions: one message per destination partition; the pending sends."""
@@ -115,6 +124,7 @@ class TrendsRouter:
         self.sender = sender
         self.to_cluster = to_cluster  # None: semantic topics are off
         self.kinds = settings.trend_kind_names
+        self.watch = settings.watch_list
         self.watermark: dict[int, int] = {}  # posts.enriched partition -> newest event ms sent on
         self.offsets: dict[int, int] = {}  # posts.enriched partition -> last offset routed
         self.last_event: dict[int, Any] = {}  # posts.enriched partition -> its latest event routed
@@ -152,7 +162,7 @@ class TrendsRouter:
             partition = event.message.partition
             mention = mention_of(post, partition, event.message.offset)
             newest[partition] = max(newest.get(partition, 0), post["created_at_ms"])
-            for kind, term in terms_of(post, self.kinds):
+            for kind, term in terms_of(post, self.kinds, self.watch):
                 by_term[partition][term_key(kind, term)].append(mention)
             if self.to_cluster is not None and post.get("embedding"):
                 cluster_post: ClusterPost = {"m": mention.to_wire(), "e": post["embedding"], "t": cluster_terms(post)}

@@ -152,9 +152,7 @@ def close(
             continue
         window = {"type": window_type, "start": end - size, "end": end, "size_s": size / 1000, **aggregate(members)}
         if window_type == "tumbling":
-            alert = _observe(state, window, spec, detector, warm, policy)
-            if alert is not None:
-                result.alerts.append(alert)
+            result.alerts += _observe(state, window, spec, detector, warm, policy)
         result.windows.append(window)
     state["panes"] = {
         str(start): pane for start, pane in panes.items() if max(e for _, e in spec.window_ends(start)) > boundary
@@ -170,8 +168,9 @@ def _observe(
     s: detect.DetectorSettings,
     warm: bool,
     policy: AlertPolicy,
-) -> dict[str, Any] | None:
-    """Feed a closed tumbling window to the term's detector; the alert it opens, if any."""
+) -> list[dict[str, Any]]:
+    """Feed a closed tumbling window to the term's detectors; the alerts it opens: a spike or an
+    early warning, and for a watched entity a sentiment shift."""
     count = window["count"]
     model = state["model"]
     common = is_common(state["kind"], state["term"], policy)
@@ -183,7 +182,9 @@ def _observe(
     baseline = {"mean": round(model["mean"], 3), "std": round(math.sqrt(max(model["var"], 0.0)), 3)}
     z, growth = detect.score(model, count), detect.growth(model, count)
     past = (model.get("authors", []), model.get("negative"), model.get("toxic"))  # before the window is learnt
-    learn_context(model, window)
+    shifted = state["kind"] == "entity" and detect.observe_tone(model, window, s)
+    shifted = shifted and window["unique_users"] >= policy.min_users
+    learn_context(model, window, slowly=model.get("tone_alert") is not None)
     opened = detect.observe(model, count, s) and policy.spike_has_evidence(window, growth, common)
     state["model_end"] = window["end"]
     window["forecast"] = detect.forecast(model, s)
@@ -192,15 +193,29 @@ def _observe(
     history = state["history"]
     history.append([window["start"], count])
     del history[:-HISTORY_WINDOWS]
-    if not (opened or warns):
-        return None
+    types = ["spike" if opened else "early_warning"] if opened or warns else []
+    types += ["sentiment_shift"] if shifted else []
+    return [_alert(alert_type, state, window, baseline, z, growth, past) for alert_type in types]
+
+
+def _alert(
+    alert_type: str,
+    state: TermState,
+    window: dict[str, Any],
+    baseline: dict[str, float],
+    z: float,
+    growth: float,
+    past: tuple[list[str], float | None, float | None],
+) -> dict[str, Any]:
+    count = window["count"]
+    score = state["model"]["tone_z"] if alert_type == "sentiment_shift" and state["model"] else z
     return {
-        "type": "spike" if opened else "early_warning",
+        "type": alert_type,
         "kind": state["kind"],
         "window": {k: window[k] for k in ("start", "end", "size_s")},
         "count": count,
         "baseline": baseline,
-        "score": round(z, 3),
+        "score": round(score, 3),
         "growth": round(growth, 3),
         "severity": detect.severity(growth),
         "forecast": window["forecast"],
@@ -227,9 +242,10 @@ def explanation(past: tuple[list[str], float | None, float | None], window: dict
     }
 
 
-def learn_context(model: detect.Model, window: dict[str, Any]) -> None:
-    """The term's usual tone (mention-weighted moving averages) and its last authors."""
-    weight = min(1.0, window["count"] * CONTEXT_ALPHA)
+def learn_context(model: detect.Model, window: dict[str, Any], slowly: bool = False) -> None:
+    """The term's usual tone (mention-weighted moving averages) and its last authors; ``slowly``
+    while a sentiment shift is open (a crisis must not become the usual at once)."""
+    weight = min(1.0, window["count"] * CONTEXT_ALPHA) * (detect.TONE_LEARNING if slowly else 1.0)
     for name, value in (("negative", window["sentiment"]["negative"]), ("toxic", window["toxicity_rate"])):
         model[name] = value if name not in model else model[name] + weight * (value - model[name])
     model["authors"] = [*model.get("authors", ()), *window["users"]][-AUTHORS_KEPT:]
@@ -265,6 +281,18 @@ def _predict(
     last = model.get("warned_at")
     model["warned_at"] = model["windows"]
     return last is None or model["windows"] - last > rule.horizon_windows
+
+
+def share_of_voice(closed: list[tuple[TermState, Closed]]) -> None:
+    """Each watched entity's share of the watched entities' mentions in the same window (they are
+    all closed together: routed to one partition, due at the same watermark)."""
+    entity_windows = [w for state, result in closed if state["kind"] == "entity" for w in result.windows]
+    totals: dict[tuple[str, int], int] = {}
+    for window in entity_windows:
+        slot = (window["type"], window["start"])
+        totals[slot] = totals.get(slot, 0) + window["count"]
+    for window in entity_windows:
+        window["share_of_voice"] = round(window["count"] / totals[(window["type"], window["start"])], 4)
 
 
 def next_due(state: TermState, spec: WindowSpec) -> int | None:
@@ -303,6 +331,8 @@ def window_record(kind: str, term: str, label: str | None, window: dict[str, Any
         record["forecast_interval"] = window["forecast_interval"]
     if window.get("prediction") is not None:
         record["prediction"] = window["prediction"]
+    if "share_of_voice" in window:
+        record["share_of_voice"] = window["share_of_voice"]
     return record
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import urllib.request
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -154,3 +155,50 @@ def test_alerts_are_budgeted_strongest_first_and_explained(pipeline: Pipeline) -
         why = alert["explanation"]
         assert why["unique_users"] == bursts[alert["term"]] and why["new_authors_share"] == 1.0
         assert why["negative_share"] > 0.5 and why["negative_baseline"] is not None and why["negative_baseline"] < 0.3
+
+
+def test_a_watched_brand_s_crisis_is_one_explained_sentiment_shift(pipeline: Pipeline, tmp_path: Path) -> None:
+    """A watch list names two brands; one's posts turn negative at minute 15: exactly one
+    sentiment-shift alert for it within two windows, explained, and every watched window carries
+    its share of voice."""
+    watch = tmp_path / "watch.toml"
+    watch.write_text('[[entity]]\nname = "Acme"\naliases = ["acme", "rocket skates"]\nhashtags = ["acmeskates"]\n'
+                     '[[entity]]\nname = "Nimbus"\naliases = ["nimbus"]\n', encoding="utf-8")  # fmt: skip
+    pipeline.extra_env = {"STREAMS_WATCHLIST": str(watch), "STREAMS_TREND_KINDS": "hashtag,entity",
+                          "STREAMS_TREND_HOP_SIZE_S": "0"}  # fmt: skip
+    hour_ms = 3_600_000
+    start = (int(time.time() * 1000) - 2 * hour_ms) // hour_ms * hour_ms
+    calm = ["I love my ACMÉ rocket skates, great ride today", "Acme support fixed it fast, thank you!",
+            "Happy with #AcmeSkates, best purchase this year"]  # fmt: skip
+    crisis = ["Acme skates exploded, I got hurt. Terrible, never again", "Acme is the worst, my order is a scam",
+              "Furious at Acme, broken again and nobody answers"]  # fmt: skip
+    posts: list[dict[str, Any]] = []
+    for minute in range(20):
+        texts = crisis if minute >= 15 else calm
+        at = start + minute * 60_000
+        posts += [{"id": f"acme-{minute}-{i}", "user_id": f"fan{minute}-{i}", "text": texts[i % 3],
+                   "created_at": at + 1_000 + i} for i in range(9)]  # fmt: skip
+        posts += [{"id": f"nimbus-{minute}-{i}", "user_id": f"cloud{minute}-{i}", "text": "Nimbus works fine",
+                   "created_at": at + 2_000 + i} for i in range(3)]  # fmt: skip
+    posts += ev.sentinels(pipeline.partitions, start + 30 * 60_000)
+    pipeline.start_worker()
+    pipeline.produce([(p["id"].encode(), orjson.dumps(p)) for p in posts])
+
+    def entity_windows(records: list[tuple[bytes | None, Any]]) -> list[dict[str, Any]]:
+        return [value for _, value in records if value["kind"] == "entity"]
+
+    trends = entity_windows(pipeline.read(f"{pipeline.name}.trends", lambda rs: len(entity_windows(rs)) >= 40, 240))
+    validate_all("trends.windows", trends)
+    assert {w["term"] for w in trends} == {"acme", "nimbus"}
+    assert all(w["count"] == 9 if w["term"] == "acme" else w["count"] == 3 for w in trends)
+    assert all(w["share_of_voice"] == (0.75 if w["term"] == "acme" else 0.25) for w in trends)
+    # A round's alerts are sent before its windows: with every window out, every alert is too.
+    sent = pipeline.record_count(f"{pipeline.name}.alerts")
+    shifts = [v for _, v in pipeline.read(f"{pipeline.name}.alerts", lambda rs: len(rs) >= sent, 30)
+              if v["type"] == "sentiment_shift"]  # fmt: skip
+    validate_all("trends.alerts", shifts)
+    assert [a["term"] for a in shifts] == ["acme"]
+    onset = start + 15 * 60_000
+    assert onset <= shifts[0]["window"]["start_ms"] <= onset + 60_000  # within two windows
+    why = shifts[0]["explanation"]
+    assert why["negative_share"] >= 0.6 and why["negative_baseline"] is not None and why["negative_baseline"] < 0.2
