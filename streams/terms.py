@@ -18,6 +18,9 @@ KINDS: tuple[TermKind, ...] = get_args(TermKind)
 MAX_TERM_CHARS = 64
 MAX_KEYWORDS = 24
 MIN_WORD_CHARS = 3
+MAX_MENTIONS = 20  # @handles of one post that become interactions
+
+_HANDLE = re.compile(r"(?<![\w@])@(\w{1,50})")
 
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9.]{0,9})\b")
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
@@ -48,6 +51,11 @@ def fold(term: str) -> str:
 
 def cashtags(text: str) -> list[str]:
     return list(dict.fromkeys(f"${tag.upper()}" for tag in _CASHTAG.findall(text)))
+
+
+def mentioned_handles(text: str) -> list[str]:
+    """The @handles of a text without the '@', each once, in order (at most ``MAX_MENTIONS``)."""
+    return list(dict.fromkeys(_HANDLE.findall(text)))[:MAX_MENTIONS]
 
 
 def keywords(text: str) -> list[str]:

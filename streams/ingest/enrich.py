@@ -19,6 +19,7 @@ from streams.inference.session import Prediction, TextModel
 from streams.ingest.parse import RawPost
 from streams.privacy.policy import PrivacyPolicy
 from streams.records import enriched
+from streams.terms import mentioned_handles
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ def enrich_one(
     timing = {"model_ms_per_post": per_post_ms, "batch_size": batch_size}
     user = privacy.pseudonymize(post.user_id)
     record = enriched(post, user, prediction, decision, model.manifest.tag, timing, language)
+    # A mentioned handle is pseudonymised as an author id is: where user ids are handles, edges join up.
+    record["mentions"] = [privacy.pseudonymize(handle) for handle in mentioned_handles(post.text)]
     flagged = None
     if decision.action != ALLOW:
         flagged = privacy.published(record, post.text, privacy.flagged_kinds)

@@ -28,7 +28,16 @@ from streams.errors import InvalidPost, Reason, Stage
 from streams.faust_compat import processing
 from streams.ingest.parse import MAX_ID_CHARS
 from streams.profiles import envelopes
-from streams.profiles.fold import Profile, add_visual_tags, new_profile, published_profile, update_profile
+from streams.profiles.fold import (
+    Profile,
+    add_mentioned_by,
+    add_visual_tags,
+    forget_interlocutor,
+    interlocutors,
+    new_profile,
+    published_profile,
+    update_profile,
+)
 from streams.runtime import Runtime
 from streams.topics import compaction_config, fitted, key_partition, profiles_by_user_topic
 
@@ -124,8 +133,12 @@ class ProfilesAgent:
                 pending += await users.flush()
                 pending.append(await self.route_erasure(event))
             elif post is not None:
-                envelope = envelopes.post_envelope(post, event.message.partition, event.message.offset)
-                users.add(event, post["user_id"], envelope)
+                partition, offset = event.message.partition, event.message.offset
+                users.add(event, post["user_id"], envelopes.post_envelope(post, partition, offset))
+                # The incoming side: each mentioned user hears of it on their own partition.
+                for target in dict.fromkeys(post.get("mentions") or []):
+                    if target != post["user_id"]:
+                        users.add(event, target, envelopes.mentioned_envelope(post["user_id"], partition, offset))
         pending += await users.flush()
         await asyncio.gather(*pending)
 
@@ -158,22 +171,33 @@ class ProfilesAgent:
         if envelope["kind"] == "erase":
             return await self.erase(event, user)
         held: Profile | None = self.table.get(user)
+        if envelope["kind"] == "forget":
+            return None if held is None else await self.save(user, forget_interlocutor(held, envelope["user"]), event)
         if envelope["kind"] == "media" and held is None:
             return None  # pictures alone start no profile (nor bring back an erased one)
         profile: Profile = held or new_profile(user)
         partition, offset = envelope["source"]
-        source = f"media-{partition}" if envelope["kind"] == "media" else str(partition)
+        source = {"media": f"media-{partition}", "mentioned": f"in-{partition}"}.get(envelope["kind"], str(partition))
         applied = profile.get("applied_offsets", {})
         if offset <= applied.get(source, -1):
             self.rt.metrics.profile_repeats.inc()
             return None
         if envelope["kind"] == "media":
             profile = add_visual_tags(profile, envelope["tags"], envelope["at_ms"])
+        elif envelope["kind"] == "mentioned":
+            profile = add_mentioned_by(profile, envelope["by"])
         else:
             profile = update_profile(profile, envelope["post"])
         profile["applied_offsets"] = {**applied, source: offset}
+        return await self.save(user, profile, event)
+
+    async def save(self, user: str, profile: Profile, event: EventT) -> Any:
+        """Keep the profile; publish it when its rate limit allows (a user only mentioned, who has
+        not posted, is kept but not published); the pending publication, if any."""
         with processing(event):
             self.table[user] = profile
+        if profile["posts"] == 0:
+            return None
         if time.monotonic() - self.last_published.get(user, 0.0) >= self.interval_s:
             return await self.publish(user, profile, event)
         self.dirty[user] = event
@@ -187,11 +211,17 @@ class ProfilesAgent:
         return pending
 
     async def erase(self, event: EventT, user: str) -> Any:
-        held = self.table.get(user) is not None
+        profile: Profile | None = self.table.get(user)
+        held = profile is not None
+        forget = envelopes.encode(envelopes.forget_envelope(user))
         with processing(event):
+            # The erased user leaves their interlocutors' profiles too (each on its own partition).
+            sent = [
+                await self.by_user.send(key=other.encode(), value=forget) for other in sorted(interlocutors(profile))
+            ]
             if held:
                 del self.table[user]
-            pending = await self.out.send(key=user.encode(), value=None)
+            sent.append(await self.out.send(key=user.encode(), value=None))
         self.dirty.pop(user, None)
         self.last_published.pop(user, None)
         self.rt.metrics.erasures.inc()
@@ -201,7 +231,7 @@ class ProfilesAgent:
             "removed" if held else "not held",
             self.rt.settings.topic_profiles,
         )
-        return pending
+        return asyncio.gather(*sent)
 
     async def flush(self) -> None:
         """Publish the profiles held back by the rate limit once their interval passed."""
@@ -221,7 +251,7 @@ class ProfilesAgent:
     def profile(self, user: str) -> dict[str, Any] | None:
         """The published form of a profile held by this worker (for the query view)."""
         profile: Profile | None = self.table.get(user)
-        return None if profile is None else published_profile(profile)
+        return None if profile is None or profile["posts"] == 0 else published_profile(profile)
 
 
 def install_profiles(runtime: Runtime) -> ProfilesAgent:

@@ -4,6 +4,8 @@ One envelope, keyed by pseudonymous user id:
 
     {"kind": "post", "post": {fields of the enriched post}, "source": [partition, offset]}
     {"kind": "media", "tags": {tag: score}, "at_ms": the post's event ms, "source": [partition, offset]}
+    {"kind": "mentioned", "by": the mentioning author, "source": [partition, offset]}
+    {"kind": "forget", "user": an erased user, to leave this user's interlocutors}
     {"kind": "erase", "requested_at_ms": epoch ms}
 
 or, from the fan-out, a batch's posts for one partition in one message (no key; sent to
@@ -25,7 +27,8 @@ import orjson
 
 from streams.ingest.parse import METRIC_NAMES
 
-POST_FIELDS = ("created_at_ms", "sentiment", "moderation", "terms", "metrics", "language")
+POST_FIELDS = ("created_at_ms", "sentiment", "moderation", "terms", "metrics", "language", "mentions", "reply_to",
+               "repost_of")  # fmt: skip
 
 
 class PostEnvelope(TypedDict):
@@ -41,12 +44,28 @@ class MediaEnvelope(TypedDict):
     source: tuple[int, int]  # media requests partition, offset
 
 
+class MentionedEnvelope(TypedDict):
+    """A post by ``by`` mentioned this user: the incoming side of the interaction graph, sent to
+    the mentioned user's partition (a repartition by target, as Kafka Streams would)."""
+
+    kind: Literal["mentioned"]
+    by: str
+    source: tuple[int, int]  # posts.enriched partition, offset
+
+
+class ForgetEnvelope(TypedDict):
+    """``user`` was erased: take them out of this user's interlocutors."""
+
+    kind: Literal["forget"]
+    user: str
+
+
 class EraseEnvelope(TypedDict):
     kind: Literal["erase"]
     requested_at_ms: int
 
 
-Envelope = PostEnvelope | MediaEnvelope | EraseEnvelope
+Envelope = PostEnvelope | MediaEnvelope | MentionedEnvelope | ForgetEnvelope | EraseEnvelope
 
 
 def post_envelope(post: dict[str, Any], partition: int, offset: int) -> PostEnvelope:
@@ -58,6 +77,14 @@ def post_envelope(post: dict[str, Any], partition: int, offset: int) -> PostEnve
 
 def media_envelope(tags: dict[str, float], at_ms: int, partition: int, offset: int) -> MediaEnvelope:
     return {"kind": "media", "tags": tags, "at_ms": at_ms, "source": (partition, offset)}
+
+
+def mentioned_envelope(by: str, partition: int, offset: int) -> MentionedEnvelope:
+    return {"kind": "mentioned", "by": by, "source": (partition, offset)}
+
+
+def forget_envelope(user: str) -> ForgetEnvelope:
+    return {"kind": "forget", "user": user}
 
 
 def erase_envelope(now_ms: int) -> EraseEnvelope:
@@ -85,7 +112,11 @@ def decode(key: bytes | None, value: bytes) -> list[tuple[str, Envelope]]:
 def _envelope(raw: dict[str, Any]) -> Envelope:
     if raw["kind"] == "erase":
         return {"kind": "erase", "requested_at_ms": int(raw["requested_at_ms"])}
+    if raw["kind"] == "forget":
+        return forget_envelope(str(raw["user"]))
     partition, offset = raw["source"]
+    if raw["kind"] == "mentioned":
+        return mentioned_envelope(str(raw["by"]), int(partition), int(offset))
     if raw["kind"] == "media":
         return media_envelope(dict(raw["tags"]), int(raw["at_ms"]), int(partition), int(offset))
     return {"kind": "post", "post": raw["post"], "source": (int(partition), int(offset))}

@@ -16,6 +16,12 @@ TOP_INTERESTS = 10
 # Interests below this weight are forgotten, which keeps a profile small.
 MIN_INTEREST = 0.05
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+# Interlocutors kept per direction: counts are exact while a user has at most this many; past
+# it, the one with the fewest interactions makes room (a profile stays small).
+MAX_INTERLOCUTORS = 200
+TOP_INTERLOCUTORS = 10
+POST_TYPES = ("original", "reply", "repost")
 
 
 class Profile(TypedDict):
@@ -37,6 +43,13 @@ class Profile(TypedDict):
     visual_at: NotRequired[int | None]
     # posts.enriched partition -> offset of the last post folded in (makes the fold idempotent)
     applied_offsets: NotRequired[dict[str, int]]
+    # the interaction graph around the user (pseudonyms): whom they mention, who mentions them
+    mentions_out: NotRequired[dict[str, int]]
+    mentions_in: NotRequired[dict[str, int]]
+    # engagement patterns: posts per UTC hour of day and per UTC weekday (Monday first), per type
+    hours: NotRequired[list[int]]
+    weekdays: NotRequired[list[int]]
+    post_types: NotRequired[dict[str, int]]
 
 
 def new_profile(user: str) -> Profile:
@@ -92,7 +105,83 @@ def update_profile(profile: Profile, post: dict[str, Any]) -> Profile:
             out["engagement"][name] += value
     language = post.get("language", "und")
     out["languages"] = {**profile["languages"], language: profile["languages"].get(language, 0) + 1}
+    _count_activity(out, post, at)
+    mentioned = [target for target in post.get("mentions") or [] if target != profile["user_id"]]
+    if mentioned:
+        out["mentions_out"] = _counted(profile.get("mentions_out", {}), mentioned)
     return out
+
+
+def _count_activity(out: Profile, post: dict[str, Any], at: int) -> None:
+    hours, weekdays = list(out.get("hours", [0] * 24)), list(out.get("weekdays", [0] * 7))
+    hours[(at // HOUR_MS) % 24] += 1
+    weekdays[(at // DAY_MS + 3) % 7] += 1  # 1970-01-01 was a Thursday
+    out["hours"], out["weekdays"] = hours, weekdays
+    kind = (
+        "reply" if post.get("reply_to") is not None else "repost" if post.get("repost_of") is not None else "original"
+    )
+    types = dict(out.get("post_types", dict.fromkeys(POST_TYPES, 0)))
+    types[kind] += 1
+    out["post_types"] = types
+
+
+def _counted(counts: dict[str, int], users: list[str]) -> dict[str, int]:
+    """Counts with one more interaction with each of ``users``, at most MAX_INTERLOCUTORS kept."""
+    counts = dict(counts)
+    for user in users:
+        if user not in counts and len(counts) >= MAX_INTERLOCUTORS:
+            del counts[min(counts, key=lambda u: (counts[u], u))]
+        counts[user] = counts.get(user, 0) + 1
+    return counts
+
+
+def add_mentioned_by(profile: Profile, by: str) -> Profile:
+    """The profile after a post by ``by`` mentioned this user."""
+    if by == profile["user_id"]:
+        return profile
+    return {**profile, "mentions_in": _counted(profile.get("mentions_in", {}), [by])}
+
+
+def forget_interlocutor(profile: Profile, user: str) -> Profile:
+    """The profile without an erased user among its interlocutors."""
+    return {
+        **profile,
+        "mentions_out": {u: n for u, n in profile.get("mentions_out", {}).items() if u != user},
+        "mentions_in": {u: n for u, n in profile.get("mentions_in", {}).items() if u != user},
+    }
+
+
+def interlocutors(profile: Profile | None) -> set[str]:
+    if profile is None:
+        return set()
+    return set(profile.get("mentions_out", {})) | set(profile.get("mentions_in", {}))
+
+
+def _top_users(counts: dict[str, int]) -> list[dict[str, Any]]:
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_INTERLOCUTORS]
+    return [{"user_id": user, "count": count} for user, count in ranked]
+
+
+def interactions(profile: Profile) -> dict[str, Any]:
+    """Whom the user talks to and who talks to them (by @mention), and how much it goes both ways."""
+    out, incoming = profile.get("mentions_out", {}), profile.get("mentions_in", {})
+    both, either = set(out) & set(incoming), set(out) | set(incoming)
+    return {
+        "mentions_out": _top_users(out),
+        "mentions_in": _top_users(incoming),
+        "users_reached": len(out),
+        "reached_by": len(incoming),
+        "reciprocity": round(len(both) / len(either), 4) if either else 0.0,
+    }
+
+
+def activity(profile: Profile) -> dict[str, Any]:
+    """When the user posts (UTC hour of day, weekday from Monday) and what: originals, replies, reposts."""
+    return {
+        "hours_utc": profile.get("hours", [0] * 24),
+        "weekdays_utc": profile.get("weekdays", [0] * 7),
+        "post_types": profile.get("post_types", dict.fromkeys(POST_TYPES, 0)),
+    }
 
 
 def add_visual_tags(profile: Profile, tags: dict[str, float], at_ms: int) -> Profile:
@@ -128,4 +217,6 @@ def published_profile(profile: Profile) -> dict[str, Any]:
         "interests_decay_half_life_days": INTEREST_HALF_LIFE_DAYS,
         "engagement_received": profile["engagement"],
         "languages": profile["languages"],
+        "interactions": interactions(profile),
+        "activity": activity(profile),
     }

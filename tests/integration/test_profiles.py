@@ -114,3 +114,61 @@ def test_an_invalid_erasure_request_is_dead_lettered(pipeline: Pipeline) -> None
     pipeline.produce(bad, topic="erasure")
     dead = {key: record["error"]["type"] for key, record in pipeline.consume("deadletter", 3)}
     assert dead == {b"e1": "invalid_value", b"e2": "wrong_type", b"e3": "invalid_json"}
+
+
+def test_interactions_equal_a_brute_force_count_and_an_erased_user_leaves_them(pipeline: Pipeline) -> None:
+    """Users whose ids are their handles @mention each other: each profile's interlocutors, both
+    ways, equal a count over the posts; after an erasure no other profile names the erased user."""
+    pipeline.extra_env.update(STREAMS_PROFILE_PUBLISH_INTERVAL_S="0")
+    pipeline.start_worker()
+    handles = [f"fan{i}" for i in range(6)]
+    start = int(time.time() * 1000) - 3_600_000
+    posts = []
+    for i in range(90):
+        author, first, second = handles[i % 6], handles[(i * 7 + 1) % 6], handles[(i * 5 + 2) % 6]
+        text = f"@{first} what do you think? cc @{second} @{first}"
+        posts.append({"id": f"talk-{i}", "user_id": author, "text": text, "created_at": start + i * 1_000})
+    outgoing: dict[str, Counter[str]] = {PSEUDONYM(h): Counter() for h in handles}
+    incoming: dict[str, Counter[str]] = {PSEUDONYM(h): Counter() for h in handles}
+    for p in posts:
+        author = PSEUDONYM(p["user_id"])
+        for target in dict.fromkeys(PSEUDONYM(h.strip("@?")) for h in p["text"].split() if h.startswith("@")):
+            if target != author:
+                outgoing[author][target] += 1
+                incoming[target][author] += 1
+    pipeline.produce([(p["id"].encode(), orjson.dumps(p)) for p in posts])
+    profiles_topic = f"{pipeline.name}.profiles"
+
+    def latest() -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        for key, value in topic_records(pipeline.bootstrap, profiles_topic):
+            if key is not None:
+                found[key.decode()] = orjson.loads(value) if value is not None else None
+        return found
+
+    def counted(profile: dict, side: str) -> dict[str, int]:
+        return {entry["user_id"]: entry["count"] for entry in profile["interactions"][side]}
+
+    def as_brute_force() -> bool:
+        profiles = latest()
+        return all(
+            user in profiles
+            and counted(profiles[user], "mentions_out") == dict(outgoing[user])
+            and counted(profiles[user], "mentions_in") == dict(incoming[user])
+            for user in outgoing
+        )
+
+    wait_until(as_brute_force)
+    validate_all("users.profiles", [p for p in latest().values() if p is not None])
+    erased = PSEUDONYM(handles[0])
+    request = {"user_id": handles[0], "requested_at": "2026-11-25T00:00:00Z"}
+    pipeline.produce([(handles[0].encode(), orjson.dumps(request))], topic="erasure")
+
+    def forgotten() -> bool:
+        profiles = latest()
+        others = [profiles[PSEUDONYM(h)] for h in handles[1:]]
+        return profiles.get(erased, "held") is None and all(erased not in orjson.dumps(p).decode() for p in others)
+
+    wait_until(forgotten)
+    status, _ = get_profile(pipeline, PSEUDONYM(handles[1]))
+    assert status == 200

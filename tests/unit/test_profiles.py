@@ -161,3 +161,42 @@ def test_invalid_erasure_requests_say_what_is_wrong(value: bytes | None, reason:
 def test_a_valid_erasure_request_names_its_user() -> None:
     assert erasure_user(b'{"user_id": " alice ", "requested_at": "2026-01-01T00:00:00Z"}') == "alice"
     assert erasure_user(b'{"user_id": 42}') == "42"
+
+
+def test_interactions_count_mentions_both_ways_with_reciprocity_and_forget_an_erased_user() -> None:
+    from streams.profiles.fold import add_mentioned_by, forget_interlocutor
+
+    alice = new_profile("u_alice")
+    for targets in (["u_bob", "u_carol"], ["u_bob"], ["u_alice"]):  # a self-mention is no interaction
+        alice = update_profile(alice, {**post(T0), "mentions": targets})
+    for by in ("u_bob", "u_dave", "u_dave", "u_alice"):
+        alice = add_mentioned_by(alice, by)
+    shown = published_profile(alice)["interactions"]
+    assert shown["mentions_out"] == [{"user_id": "u_bob", "count": 2}, {"user_id": "u_carol", "count": 1}]
+    assert shown["mentions_in"] == [{"user_id": "u_dave", "count": 2}, {"user_id": "u_bob", "count": 1}]
+    assert (shown["users_reached"], shown["reached_by"]) == (2, 2)
+    assert shown["reciprocity"] == round(1 / 3, 4)  # bob of bob, carol, dave
+    forgotten = published_profile(forget_interlocutor(alice, "u_bob"))["interactions"]
+    assert "u_bob" not in str(forgotten) and forgotten["reciprocity"] == 0.0
+
+
+def test_activity_counts_hours_weekdays_and_post_types_in_utc() -> None:
+    monday_9 = 1_700_470_800_000  # 2023-11-20 09:00 UTC, a Monday
+    profile = new_profile("u1")
+    profile = update_profile(profile, post(monday_9))
+    profile = update_profile(profile, {**post(monday_9 + 3_600_000), "reply_to": "p1"})
+    profile = update_profile(profile, {**post(monday_9 + DAY_MS), "repost_of": 7})
+    activity = published_profile(profile)["activity"]
+    assert activity["hours_utc"][9] == 2 and activity["hours_utc"][10] == 1 and sum(activity["hours_utc"]) == 3
+    assert activity["weekdays_utc"][:2] == [2, 1]  # Monday, Tuesday
+    assert activity["post_types"] == {"original": 1, "reply": 1, "repost": 1}
+
+
+def test_the_interlocutors_of_a_very_social_user_stay_bounded() -> None:
+    from streams.profiles.fold import MAX_INTERLOCUTORS
+
+    profile = update_profile(new_profile("u1"), {**post(T0), "mentions": ["u_friend"]})
+    profile = update_profile(profile, {**post(T0), "mentions": ["u_friend"]})
+    for i in range(MAX_INTERLOCUTORS + 50):
+        profile = update_profile(profile, {**post(T0), "mentions": [f"u_{i}"]})
+    assert len(profile["mentions_out"]) == MAX_INTERLOCUTORS and profile["mentions_out"]["u_friend"] == 2
