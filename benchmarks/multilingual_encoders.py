@@ -28,21 +28,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 
-UMSAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "umsab"
-LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
+from data import UMSAB_LANGUAGES as LANGUAGES  # noqa: E402
+from data import macro_f1, umsab  # noqa: E402
+
 CODES = {"arabic": "ar", "english": "en", "french": "fr", "german": "de", "hindi": "hi", "italian": "it",
          "portuguese": "pt", "spanish": "es"}  # fmt: skip
 Encoder = Callable[[list[str]], np.ndarray]
-
-
-def split(language: str, name: str) -> tuple[list[str], np.ndarray]:
-    folder = UMSAB / language
-    if not folder.is_dir():
-        sys.exit(f"{folder} is missing: UMSAB's train and val splits (see ../shared/data/README.md)")
-    texts = (folder / f"{name}_text.txt").read_text(encoding="utf-8").splitlines()
-    labels = np.array([int(x) for x in (folder / f"{name}_labels.txt").read_text().split()])
-    return texts, labels
 
 
 def use_m3() -> tuple[Encoder, str]:
@@ -76,16 +69,6 @@ def social_minilm() -> tuple[Encoder, str]:
 ENCODERS = {"use-m3": use_m3, "e5-small": e5_small, "social-minilm": social_minilm}
 
 
-def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
-    scores = []
-    for label in (0, 1, 2):
-        tp = np.sum((predicted == label) & (truth == label))
-        fp = np.sum((predicted == label) & (truth != label))
-        fn = np.sum((predicted != label) & (truth == label))
-        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores))
-
-
 def evaluate(name: str, limit: int | None) -> dict[str, float]:
     from sklearn.linear_model import LogisticRegression
 
@@ -94,8 +77,8 @@ def evaluate(name: str, limit: int | None) -> dict[str, float]:
     seconds, tweets = 0.0, 0
     for language in LANGUAGES:
         for part in ("train", "val"):
-            texts, labels = split(language, part)
-            texts, labels = texts[:limit], labels[:limit]
+            data = umsab(language, part)
+            texts, labels = data.texts[:limit], np.array(data.labels[:limit])
             started = time.perf_counter()
             vectors = np.concatenate([encode(texts[i : i + 64]) for i in range(0, len(texts), 64)])
             seconds += time.perf_counter() - started
@@ -106,7 +89,7 @@ def evaluate(name: str, limit: int | None) -> dict[str, float]:
             else:
                 val[language] = (vectors, labels)
     head = LogisticRegression(max_iter=2000, C=1.0).fit(np.concatenate(train_x), np.concatenate(train_y))
-    scores = {lang: 100 * macro_f1(y, head.predict(x)) for lang, (x, y) in val.items()}
+    scores = {lang: macro_f1(list(y), list(head.predict(x))) for lang, (x, y) in val.items()}
     scores["average"] = float(np.mean([scores[lang] for lang in LANGUAGES]))
     print(f"{title}: {1000 * seconds / tweets:.1f} ms/tweet to encode (batches of 64, this machine)")
     return scores

@@ -52,6 +52,27 @@ def _tweeteval(task: str, split: str) -> Split:
     return Split([normalize_for_model(t) for t in texts], [int(label) for label in labels])
 
 
+UMSAB_LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
+
+
+def umsab(language: str, split: str) -> Split:
+    """UMSAB tweet sentiment (0 negative, 1 neutral, 2 positive) of one language, as written: the
+    multilingual encoders tokenise raw text."""
+    folder = DATA_DIR / "umsab" / language
+    texts = _require(folder / f"{split}_text.txt").read_text(encoding="utf-8").splitlines()
+    labels = _require(folder / f"{split}_labels.txt").read_text(encoding="utf-8").split()
+    if len(texts) != len(labels):
+        sys.exit(f"{folder}: {len(texts)} texts but {len(labels)} labels")
+    return Split(texts, [int(label) for label in labels])
+
+
+def macro_f1(truth: list[int], predicted: list[int], labels: int = 3) -> float:
+    """Macro-F1 over every label (x100), a label never predicted nor true counting 0."""
+    from sklearn.metrics import f1_score
+
+    return 100 * float(f1_score(truth, predicted, labels=list(range(labels)), average="macro", zero_division=0))
+
+
 def semeval_pool() -> list[tuple[int, str, str]]:
     """(tweet id, label, raw text) of every line of the SemEval-2017 pool."""
     folder = _require(DATA_DIR / "semeval2017")

@@ -126,10 +126,9 @@ class Tokenizer:
         self.ids = {piece: i for i, piece in enumerate(weights.pieces) if i != weights.unk}
         self.longest = max(len(p) for p in weights.pieces)
         self.unk_score = float(weights.scores.min()) - 10.0
-        self.table = {cp: out for cp, out in weights.normalise.items()}
 
     def encode(self, text: str, max_tokens: int = 512) -> list[int]:
-        normal = text.translate(self.table)
+        normal = text.translate(self.w.normalise)
         while "  " in normal:
             normal = normal.replace("  ", " ")
         if not normal.startswith(" "):

@@ -30,18 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from data import UMSAB_LANGUAGES, macro_f1, umsab  # noqa: E402
 from e5_small import E5Weights, Tokenizer, bundled_model, read  # noqa: E402
-
-UMSAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "umsab"
-LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
-
-
-def split(language: str, name: str) -> tuple[list[str], list[int]]:
-    folder = UMSAB / language
-    if not folder.is_dir():
-        sys.exit(f"{folder} is missing: UMSAB's train and val splits (see ../shared/data/README.md)")
-    texts = (folder / f"{name}_text.txt").read_text(encoding="utf-8").splitlines()
-    return texts, [int(x) for x in (folder / f"{name}_labels.txt").read_text().split()]
 
 
 def build(weights: E5Weights):  # type: ignore[no-untyped-def]
@@ -121,15 +111,6 @@ def batches(encoded: list[list[int]], labels: list[int], size: int, pad: int, sh
         yield ids, mask, torch.tensor([labels[i] for i in chosen])
 
 
-def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
-    scores = []
-    for label in (0, 1, 2):
-        tp = np.sum((predicted == label) & (truth == label))
-        wrong = np.sum((predicted == label) & (truth != label)) + np.sum((predicted != label) & (truth == label))
-        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + wrong))
-    return 100 * float(np.mean(scores))
-
-
 def evaluate(model, val: dict[str, tuple[list[list[int]], list[int]]], pad: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     import torch
 
@@ -140,7 +121,7 @@ def evaluate(model, val: dict[str, tuple[list[list[int]], list[int]]], pad: int)
             predicted = [
                 model(ids, mask).argmax(-1).numpy() for ids, mask, _ in batches(encoded, labels, 64, pad, False)
             ]
-            scores[language] = macro_f1(np.array(labels), np.concatenate(predicted))
+            scores[language] = macro_f1(labels, list(np.concatenate(predicted)))
     scores["average"] = float(np.mean([scores[lang] for lang in val]))
     model.train()
     return scores
@@ -165,14 +146,12 @@ def main() -> None:
     tokenizer = Tokenizer(weights)
     started = time.perf_counter()
     train_ids, train_labels, val = [], [], {}
-    for language in LANGUAGES:
-        texts, labels = split(language, "train")
-        texts, labels = texts[: args.limit], labels[: args.limit]
-        train_ids += [tokenizer.encode(f"query: {t}", args.max_length) for t in texts]
-        train_labels += labels
-        texts, labels = split(language, "val")
-        texts, labels = texts[: args.limit], labels[: args.limit]
-        val[language] = ([tokenizer.encode(f"query: {t}", args.max_length) for t in texts], labels)
+    for language in UMSAB_LANGUAGES:
+        train, dev = umsab(language, "train"), umsab(language, "val")
+        train_ids += [tokenizer.encode(f"query: {t}", args.max_length) for t in train.texts[: args.limit]]
+        train_labels += train.labels[: args.limit]
+        dev_ids = [tokenizer.encode(f"query: {t}", args.max_length) for t in dev.texts[: args.limit]]
+        val[language] = (dev_ids, dev.labels[: args.limit])
     print(f"{len(train_ids)} train tweets tokenised in {time.perf_counter() - started:.0f}s", flush=True)
     model, pad = build(weights), weights.pad
     del weights
@@ -199,7 +178,7 @@ def main() -> None:
                 rate = step / (time.perf_counter() - started)
                 print(f"step {step}/{steps} loss {loss.item():.3f} ({rate:.2f} steps/s)", flush=True)
         scores = evaluate(model, val, pad)
-        row = " ".join(f"{lang[:2]} {scores[lang]:.1f}" for lang in LANGUAGES)
+        row = " ".join(f"{lang[:2]} {scores[lang]:.1f}" for lang in UMSAB_LANGUAGES)
         print(f"epoch {epoch + 1}: val macro-F1 {row} | average {scores['average']:.1f}", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state": model.state_dict(), "scores": scores, "args": vars(args)}, args.out)

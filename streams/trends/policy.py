@@ -32,7 +32,6 @@ from typing import Any
 
 COMMON_WORDS_FILE = Path(__file__).with_name("common_words.txt")
 HOUR_MS = 3_600_000
-ALERT_TYPES = ("spike", "early_warning", "sentiment_shift")
 
 
 @cache
